@@ -1,0 +1,23 @@
+//! Crash points for the fault-injection tests.
+//!
+//! In debug builds, `KEYTURN_CRASH_AT=N` aborts the process (as `kill -9`
+//! would) when the N-th crash point of the run is reached, so a test can stop
+//! a change at every write and check that a rerun loses nothing. Release
+//! builds compile this to nothing.
+
+#[cfg(debug_assertions)]
+static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Marks a point between two writes where a crash must lose nothing.
+pub fn point(_label: &str) {
+    #[cfg(debug_assertions)]
+    {
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if let Some(at) = std::env::var("KEYTURN_CRASH_AT").ok().and_then(|v| v.parse::<u32>().ok()) {
+            if at == n {
+                eprintln!("keyturn: crash injected at point {n} ({_label})");
+                std::process::abort();
+            }
+        }
+    }
+}

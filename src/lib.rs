@@ -1,0 +1,8 @@
+//! keyturn's domain: keys, tokens and the machine's store. Nothing here knows
+//! there is a terminal.
+
+pub mod fault;
+pub mod keys;
+pub mod store;
+pub mod system;
+pub mod token;

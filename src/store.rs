@@ -1,0 +1,212 @@
+//! The machine's store: the home directory with its keys file (and keyring),
+//! configuration, published key files, lock and audit log.
+
+pub mod atomic;
+pub mod audit;
+pub mod config;
+pub mod file;
+pub mod home;
+pub mod keyfile;
+pub mod lock;
+pub mod publish;
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+
+use crate::keys::{Fingerprint, Key, KeyKind};
+use crate::token::Keyring;
+use crate::{fault, system};
+use audit::AuditLine;
+use config::Config;
+use file::Guard;
+use home::Home;
+use keyfile::KeysFile;
+use lock::Lock;
+use publish::Published;
+
+/// The keys file's name in the home.
+pub const KEYS_FILE: &str = "keys.toml";
+
+/// Why the store refused or failed. Every message names the file and says
+/// what to do; none quotes key material.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{} {problem}; keyturn leaves it as it is and will not replace it: restore it from a backup or repair it", path.display())]
+    Corrupt { path: PathBuf, problem: String },
+    #[error("{}: format version {found} is not one this keyturn reads (it reads 1); use the keyturn that wrote it or a newer one", path.display())]
+    UnknownVersion { path: PathBuf, found: i64 },
+    #[error("{} is inconsistent: {problem}; keyturn leaves it as it is: restore it from a backup", path.display())]
+    Inconsistent { path: PathBuf, problem: String },
+    #[error("{} {problem}; refused. Fix: {fix}", path.display())]
+    Insecure { path: PathBuf, problem: String, fix: String },
+    #[error("{}: {problem}", path.display())]
+    Config { path: PathBuf, problem: String },
+    #[error("{}: {problem}", path.display())]
+    Publish { path: PathBuf, problem: String },
+    #[error("another keyturn is changing the store in {}: {holder}; try again when it has finished", home.display())]
+    Busy { home: PathBuf, holder: String },
+}
+
+impl StoreError {
+    fn corrupt(path: &Path, problem: impl Into<String>) -> StoreError {
+        StoreError::Corrupt { path: path.to_path_buf(), problem: problem.into() }
+    }
+}
+
+/// The state of one kind of key, as `status` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyStatus {
+    /// Which key.
+    pub kind: KeyKind,
+    /// Whether a custom key is loaded (false: the built-in default).
+    pub custom: bool,
+    /// The active key's fingerprint.
+    pub fingerprint: Fingerprint,
+    /// When the active custom key was imported here.
+    pub created: Option<Timestamp>,
+    /// Retired keys: fingerprint and when each was replaced.
+    pub retired: Vec<(Fingerprint, Timestamp)>,
+}
+
+/// What an import or reset did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// Which key.
+    pub kind: KeyKind,
+    /// The fingerprint before.
+    pub old: Fingerprint,
+    /// The fingerprint after.
+    pub new: Fingerprint,
+    /// False when the key was already active and nothing changed.
+    pub changed: bool,
+    /// The published files.
+    pub published: Vec<Published>,
+}
+
+/// A machine's store, loaded and checked.
+#[derive(Debug)]
+pub struct Store {
+    home: Home,
+    keys: KeysFile,
+    config: Config,
+}
+
+impl Store {
+    /// Loads the store in `home`, refusing anything damaged, foreign or
+    /// unsafe. A home that does not exist yet is a fresh machine on the
+    /// default keys; nothing is written.
+    pub fn open(home: Home) -> Result<Store, StoreError> {
+        if home.dir.exists() && !home.dir.is_dir() {
+            return Err(StoreError::Insecure {
+                path: home.dir.clone(),
+                problem: "is not a directory".into(),
+                fix: "point --home or KEYTURN_HOME at a directory".into(),
+            });
+        }
+        let keys = load_keys(&home.dir)?;
+        let config = Config::load(&home.dir)?;
+        Ok(Store { home, keys, config })
+    }
+
+    /// Where the store is.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The active key of `kind`: the custom one, else the built-in default.
+    pub fn active_key(&self, kind: KeyKind) -> Key {
+        self.keys.active(kind).map_or_else(|| Key::default_for(kind), |k| k.key.clone())
+    }
+
+    /// The state of the key of `kind`.
+    pub fn status(&self, kind: KeyKind) -> KeyStatus {
+        let active = self.keys.active(kind);
+        KeyStatus {
+            kind,
+            custom: active.is_some(),
+            fingerprint: self.active_key(kind).fingerprint(),
+            created: active.map(|k| k.created),
+            retired: self.keys.retired(kind).filter_map(|k| Some((k.key.fingerprint(), k.retired?))).collect(),
+        }
+    }
+
+    /// The encryption keyring: the active key seals; retired keys and the
+    /// built-in default (which every installation has anyway) open.
+    pub fn keyring(&self) -> Keyring {
+        let active = self.active_key(KeyKind::Encryption);
+        let mut retired: Vec<Key> = self.keys.retired(KeyKind::Encryption).map(|k| k.key.clone()).collect();
+        if !active.is_default() {
+            retired.push(Key::default_for(KeyKind::Encryption));
+        }
+        Keyring::new(&active, &retired)
+    }
+
+    /// Makes `key` the active key of its kind, retiring a replaced encryption
+    /// key into the keyring, and publishes it. Importing the active key again
+    /// changes nothing (but repairs published files).
+    pub fn import(&mut self, key: Key) -> Result<Change, StoreError> {
+        let kind = key.kind();
+        self.change(kind, "import", Some(key))
+    }
+
+    /// Puts the communication key back to the built-in default.
+    pub fn reset_communication(&mut self) -> Result<Change, StoreError> {
+        self.change(KeyKind::Communication, "reset", None)
+    }
+
+    fn change(&mut self, kind: KeyKind, event: &str, key: Option<Key>) -> Result<Change, StoreError> {
+        let dir = self.home.dir.clone();
+        atomic::create_private_dir(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        let _lock = Lock::acquire(&dir, &format!("{event} {kind}"), lock::default_wait())?;
+        // Re-read under the lock: another writer may have changed the store
+        // since this one was opened.
+        *self = Store::open(self.home.clone())?;
+        let targets = self.config.published(&dir, kind);
+        publish::check_targets(&targets)?;
+        let old = self.active_key(kind);
+        let new = key.unwrap_or_else(|| Key::default_for(kind));
+        let changed = old != new;
+        if changed {
+            let mut keys = self.keys.clone();
+            let now = Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| Timestamp::now());
+            keys.activate(kind, (!new.is_default()).then(|| new.clone()), now);
+            atomic::write(&dir.join(KEYS_FILE), keys.to_toml().as_bytes(), atomic::Access::OwnerOnly)
+                .map_err(|source| StoreError::Io { path: dir.join(KEYS_FILE), source })?;
+            self.keys = keys;
+            fault::point("keys file written");
+        }
+        let published = publish::publish(&targets, &new)?;
+        let change = Change { kind, old: old.fingerprint(), new: new.fingerprint(), changed, published };
+        AuditLine {
+            time: Timestamp::now().to_string(),
+            operator: system::operator(),
+            machine: system::machine(),
+            event,
+            kind,
+            old: change.old,
+            new: change.new,
+            outcome: if changed { "changed" } else { "unchanged: already active" },
+        }
+        .append(&dir)?;
+        Ok(change)
+    }
+}
+
+fn load_keys(dir: &Path) -> Result<KeysFile, StoreError> {
+    let path = dir.join(KEYS_FILE);
+    match file::read(&path, Guard::Secret)? {
+        None => Ok(KeysFile::default()),
+        Some(bytes) => {
+            let bytes = zeroize::Zeroizing::new(bytes);
+            KeysFile::parse(&path, &bytes)
+        }
+    }
+}

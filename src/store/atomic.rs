@@ -1,0 +1,122 @@
+//! Crash-safe file writes: a temporary file in the same directory, flushed,
+//! renamed over the old file, then the directory flushed, so a crash at any
+//! instant leaves the old file or the new one, never a torn one.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::fault;
+
+/// Who may read the file written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Owner only (0600 on Unix, an owner/SYSTEM/Administrators ACL on
+    /// Windows), whatever the umask: key material and secrets.
+    OwnerOnly,
+    /// Readable by all, writable by the owner only (0644 whatever the umask).
+    Shared,
+}
+
+/// Replaces `path` with `bytes` crash-safely.
+pub fn write(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // tempfile creates the file owner-only (0600), which a umask cannot widen.
+    let mut tmp = tempfile::Builder::new().prefix(".keyturn-").suffix(".tmp").tempfile_in(dir)?;
+    match access {
+        Access::OwnerOnly => restrict_to_owner(tmp.path())?,
+        Access::Shared => share_read(tmp.path())?,
+    }
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    fault::point("temporary file written");
+    tmp.persist(path).map_err(|e| e.error)?;
+    fault::point("renamed");
+    sync_dir(dir)
+}
+
+#[cfg(unix)]
+fn restrict_to_owner(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(unix)]
+fn share_read(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644))
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// On Windows the file gets an ACL for its owner, SYSTEM and Administrators
+/// only, with inheritance removed, through the standard `icacls` command.
+#[cfg(windows)]
+fn restrict_to_owner(path: &Path) -> io::Result<()> {
+    let user = std::env::var("USERNAME").unwrap_or_default();
+    let status = std::process::Command::new("icacls")
+        .arg(path)
+        .args(["/inheritance:r", "/grant:r", "*S-1-5-18:F", "/grant:r", "*S-1-5-32-544:F"])
+        .args(if user.is_empty() { vec![] } else { vec!["/grant:r".to_string(), format!("{user}:F")] })
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other("icacls could not restrict the file to its owner"))
+    }
+}
+
+#[cfg(windows)]
+fn share_read(_path: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// Windows flushes a rename through the file's own handle; directories
+/// cannot be opened for a flush there.
+#[cfg(windows)]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// Creates `dir` (and its parents) if missing, owner-only when new.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    #[cfg(windows)]
+    restrict_to_owner(dir)?;
+    Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn replaces_and_sets_modes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        write(&path, b"one", Access::OwnerOnly).expect("write");
+        write(&path, b"two", Access::OwnerOnly).expect("write");
+        assert_eq!(fs::read(&path).expect("read"), b"two");
+        assert_eq!(fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+        write(&path, b"three", Access::Shared).expect("write");
+        assert_eq!(fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o644);
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).expect("ls").collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+    }
+}

@@ -1,0 +1,90 @@
+//! Reading the store's files: only regular files, never through a link, and
+//! never one whose permissions let other users at what it protects.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use super::StoreError;
+
+/// What a file's permissions must keep others from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guard {
+    /// Key material or secrets: no access at all for group or others.
+    Secret,
+    /// Names commands keyturn runs: no writing for group or others.
+    Trusted,
+}
+
+/// Reads a store file, `None` if it does not exist.
+pub fn read(path: &Path, guard: Guard) -> Result<Option<Vec<u8>>, StoreError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StoreError::Io { path: path.to_path_buf(), source }),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(StoreError::Insecure {
+            path: path.to_path_buf(),
+            problem: "is a symbolic link; keyturn reads only regular files in its home".into(),
+            fix: format!("replace the link with the file it points to (mv the target to {})", path.display()),
+        });
+    }
+    if !meta.is_file() {
+        return Err(StoreError::Insecure {
+            path: path.to_path_buf(),
+            problem: "is not a regular file".into(),
+            fix: "move it out of the way and restore the file from a backup".into(),
+        });
+    }
+    check_mode(path, &meta, guard)?;
+    fs::read(path).map(Some).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })
+}
+
+#[cfg(unix)]
+fn check_mode(path: &Path, meta: &fs::Metadata, guard: Guard) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o777;
+    let (bad, problem, fix) = match guard {
+        Guard::Secret => (mode & 0o077 != 0, "holds key material or secrets but other users have access", "chmod 600"),
+        Guard::Trusted => (mode & 0o022 != 0, "names commands keyturn runs but other users can write it", "chmod go-w"),
+    };
+    if bad {
+        return Err(StoreError::Insecure {
+            path: path.to_path_buf(),
+            problem: format!("{problem} (mode {mode:04o})"),
+            fix: format!("{fix} '{}'", path.display()),
+        });
+    }
+    Ok(())
+}
+
+/// Windows: the file is created with an owner-only ACL; the check of an
+/// existing ACL is not done here.
+#[cfg(not(unix))]
+fn check_mode(_path: &Path, _meta: &fs::Metadata, _guard: Guard) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// The text of a store file: UTF-8 without a byte-order mark.
+pub fn text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, StoreError> {
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) || bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return Err(StoreError::corrupt(path, "starts with a byte-order mark; keyturn's files are plain UTF-8 (was it saved by an editor?)"));
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
+        StoreError::corrupt(path, format!("is not UTF-8 text (bad byte at offset {})", e.valid_up_to()))
+    })
+}
+
+/// A TOML error as one line that never quotes the file's content: the
+/// parser's short message and the line it is on.
+pub fn toml_problem(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().lines().next().unwrap_or("invalid TOML").trim_end_matches('.');
+    match err.span() {
+        Some(span) => {
+            let line = text.get(..span.start).map_or(0, |before| before.matches('\n').count()) + 1;
+            format!("line {line}: {message}")
+        }
+        None => message.to_string(),
+    }
+}

@@ -1,0 +1,75 @@
+//! The writer's lock: an OS file lock on `keyturn.lock`, held for the length
+//! of one change. The OS frees it when the holder dies, even by `kill -9`.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::StoreError;
+
+/// The lock file's name in the home.
+pub const LOCK_FILE: &str = "keyturn.lock";
+
+/// How long a second writer waits before it is told who holds the lock.
+/// `KEYTURN_LOCK_WAIT_MS` overrides it.
+pub fn default_wait() -> Duration {
+    let ms = std::env::var("KEYTURN_LOCK_WAIT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    Duration::from_millis(ms)
+}
+
+/// A held lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    /// Takes the lock of the store in `home`, waiting up to `wait`.
+    /// `doing` says what this process is doing, for the next one that waits.
+    pub fn acquire(home: &Path, doing: &str, wait: Duration) -> Result<Lock, StoreError> {
+        let path = home.join(LOCK_FILE);
+        let io = |source| StoreError::Io { path: path.clone(), source };
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let deadline = Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    // The holder writes this right after locking; an empty
+                    // file means it has only just started.
+                    let _ = file.read_to_string(&mut holder);
+                    let holder = holder.trim();
+                    return Err(StoreError::Busy {
+                        home: home.to_path_buf(),
+                        holder: if holder.is_empty() { "another process".to_string() } else { holder.to_string() },
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(io(e)),
+            }
+        }
+        let note = format!(
+            "keyturn pid {} ({}) by {} since {}",
+            std::process::id(),
+            doing,
+            crate::system::operator(),
+            jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        );
+        file.set_len(0).and_then(|()| file.seek(SeekFrom::Start(0))).and_then(|_| file.write_all(note.as_bytes())).map_err(io)?;
+        hold_for_tests();
+        Ok(Lock { _file: file })
+    }
+}
+
+/// Debug builds only: `KEYTURN_TEST_HOLD_LOCK_MS` keeps the lock that long,
+/// so a test can run a second writer against it and kill the first.
+fn hold_for_tests() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("KEYTURN_TEST_HOLD_LOCK_MS").ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}

@@ -1,0 +1,84 @@
+//! Published key files: the key written where another program reads it at
+//! start-up, crash-safely and owner-only.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use zeroize::Zeroizing;
+
+use super::StoreError;
+use super::atomic::{self, Access};
+use super::config::Encoding;
+use crate::keys::Key;
+
+/// One published file after an import or reset.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Published {
+    /// Where.
+    pub path: PathBuf,
+    /// Whether its content changed (false: it already held this key).
+    pub changed: bool,
+}
+
+/// The bytes of `key` in `encoding`.
+pub fn render(key: &Key, encoding: Encoding) -> Zeroizing<Vec<u8>> {
+    let raw = key.expose_secret();
+    Zeroizing::new(match encoding {
+        Encoding::Text => format!("{}\n", key.to_text().as_str()).into_bytes(),
+        Encoding::Base64 => format!("{}\n", STANDARD.encode(raw)).into_bytes(),
+        Encoding::Hex => {
+            let mut hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            hex.push('\n');
+            hex.into_bytes()
+        }
+        Encoding::Raw => raw.to_vec(),
+    })
+}
+
+/// Checks before a change that every target can be written: its directory
+/// exists and the path is not a directory.
+pub fn check_targets(targets: &[(PathBuf, Encoding)]) -> Result<(), StoreError> {
+    for (path, _) in targets {
+        let problem = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                Some(format!("cannot publish here: the directory {} does not exist; create it or fix the [[publish]] path in keyturn.toml", dir.display()))
+            }
+            _ if path.is_dir() => Some("cannot publish here: it is a directory; fix the [[publish]] path in keyturn.toml".to_string()),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            return Err(StoreError::Publish { path: path.clone(), problem });
+        }
+    }
+    Ok(())
+}
+
+/// Writes `key` to every target whose content differs.
+pub fn publish(targets: &[(PathBuf, Encoding)], key: &Key) -> Result<Vec<Published>, StoreError> {
+    targets
+        .iter()
+        .map(|(path, encoding)| {
+            let bytes = render(key, *encoding);
+            let same = std::fs::read(path).map(Zeroizing::new).is_ok_and(|old| *old == *bytes) && owner_only(path);
+            if !same {
+                atomic::write(path, &bytes, Access::OwnerOnly).map_err(|source| StoreError::Publish {
+                    path: path.clone(),
+                    problem: format!("could not write the key: {source}; the key itself was changed, run the same import again to publish it"),
+                })?;
+            }
+            Ok(Published { path: path.clone(), changed: !same })
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+fn owner_only(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o077 == 0)
+}
+
+#[cfg(not(unix))]
+fn owner_only(_path: &Path) -> bool {
+    true
+}
