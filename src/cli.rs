@@ -23,7 +23,11 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "keyturn", version, about = "Generate, import, show and rotate the encryption and communication keys of a test-automation fleet.")]
+#[command(
+    name = "keyturn",
+    version,
+    about = "Generate, import, show and rotate the encryption and communication keys of a test-automation fleet."
+)]
 struct Cli {
     /// The store's directory (else KEYTURN_HOME, else the machine's default).
     #[arg(long, global = true, value_name = "DIR")]

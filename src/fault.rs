@@ -13,11 +13,9 @@ pub fn point(_label: &str) {
     #[cfg(debug_assertions)]
     {
         let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        if let Some(at) = std::env::var("KEYTURN_CRASH_AT").ok().and_then(|v| v.parse::<u32>().ok()) {
-            if at == n {
-                eprintln!("keyturn: crash injected at point {n} ({_label})");
-                std::process::abort();
-            }
+        if std::env::var("KEYTURN_CRASH_AT").ok().and_then(|v| v.parse::<u32>().ok()) == Some(n) {
+            eprintln!("keyturn: crash injected at point {n} ({_label})");
+            std::process::abort();
         }
     }
 }

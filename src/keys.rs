@@ -131,10 +131,8 @@ impl Key {
     /// The built-in default key of `kind`: the same on every installation, so
     /// data under it is readable by anyone who has keyturn.
     pub fn default_for(kind: KeyKind) -> Key {
-        let digest = Sha256::new()
-            .chain_update(b"keyturn built-in default key v1\0")
-            .chain_update(kind.tag())
-            .finalize();
+        let digest =
+            Sha256::new().chain_update(b"keyturn built-in default key v1\0").chain_update(kind.tag()).finalize();
         let mut raw = [0u8; KEY_LEN];
         raw.copy_from_slice(&digest);
         Key::from_bytes(kind, raw)
@@ -166,8 +164,8 @@ impl Key {
 
     /// HMAC-SHA256 keyed with this key over the concatenation of `parts`.
     pub(crate) fn mac(&self, parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.bytes.as_slice())
-            .expect("HMAC accepts keys of any length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(self.bytes.as_slice()).expect("HMAC accepts keys of any length");
         for part in parts {
             mac.update(part);
         }
@@ -196,20 +194,18 @@ impl Key {
         if input.len() > MAX_INPUT {
             return Err(KeyTextError::TooLarge { bytes: input.len() });
         }
-        let compact: Zeroizing<String> =
-            Zeroizing::new(input.lines().map(str::trim).collect::<String>());
+        let compact: Zeroizing<String> = Zeroizing::new(input.lines().map(str::trim).collect::<String>());
         if compact.is_empty() {
             return Err(KeyTextError::Empty);
         }
         let Some(rest) = compact.strip_prefix(TEXT_PREFIX) else {
             return Err(classify_foreign(&compact));
         };
-        let (tag, body) = rest.split_once(':').ok_or(KeyTextError::NotAKey {
-            looks_like: "text that starts like a keyturn key but has no kind tag",
-        })?;
-        let found = KeyKind::from_tag(tag).ok_or(KeyTextError::NotAKey {
-            looks_like: "text with an unknown kind tag",
-        })?;
+        let (tag, body) = rest
+            .split_once(':')
+            .ok_or(KeyTextError::NotAKey { looks_like: "text that starts like a keyturn key but has no kind tag" })?;
+        let found =
+            KeyKind::from_tag(tag).ok_or(KeyTextError::NotAKey { looks_like: "text with an unknown kind tag" })?;
         if found != expected {
             return Err(KeyTextError::WrongKind { expected, found });
         }
@@ -232,11 +228,8 @@ impl Key {
 }
 
 fn checksum(kind: KeyKind, key: &[u8; KEY_LEN]) -> [u8; CHECKSUM_LEN] {
-    let digest = Sha256::new()
-        .chain_update(b"keyturn key text v1\0")
-        .chain_update(kind.tag())
-        .chain_update(key)
-        .finalize();
+    let digest =
+        Sha256::new().chain_update(b"keyturn key text v1\0").chain_update(kind.tag()).chain_update(key).finalize();
     let mut out = [0u8; CHECKSUM_LEN];
     out.copy_from_slice(&digest[..CHECKSUM_LEN]);
     out
@@ -300,11 +293,15 @@ pub enum KeyTextError {
     WrongKind { expected: KeyKind, found: KeyKind },
     #[error("the key has a character that base64 does not use at position {position}; paste the key again")]
     InvalidCharacter { position: usize },
-    #[error("the key mixes base64 alphabets ('-' or '_' from URL-safe base64); keyturn keys use standard base64: paste the key again")]
+    #[error(
+        "the key mixes base64 alphabets ('-' or '_' from URL-safe base64); keyturn keys use standard base64: paste the key again"
+    )]
     MixedAlphabet,
     #[error("the key has stray '=' padding; keyturn keys carry none: paste the key line exactly")]
     StrayPadding,
-    #[error("the key's base64 is not canonical (its last character has trailing bits set); the paste is damaged: copy the key again")]
+    #[error(
+        "the key's base64 is not canonical (its last character has trailing bits set); the paste is damaged: copy the key again"
+    )]
     TrailingBits,
     #[error("{}", wrong_length_message(*bytes))]
     WrongLength { bytes: usize },
@@ -326,13 +323,9 @@ fn article(kind: KeyKind) -> &'static str {
 fn wrong_length_message(bytes: usize) -> String {
     let want = KEY_LEN + CHECKSUM_LEN;
     if bytes < want {
-        format!(
-            "the key is truncated: its body decodes to {bytes} bytes, a key has {want}; copy the whole line again"
-        )
+        format!("the key is truncated: its body decodes to {bytes} bytes, a key has {want}; copy the whole line again")
     } else {
-        format!(
-            "the key is too long: its body decodes to {bytes} bytes, a key has {want}; paste one key only"
-        )
+        format!("the key is too long: its body decodes to {bytes} bytes, a key has {want}; paste one key only")
     }
 }
 
@@ -343,7 +336,7 @@ pub fn text_from_bytes(bytes: &[u8]) -> Result<Zeroizing<String>, KeyTextError> 
         return Err(KeyTextError::TooLarge { bytes: bytes.len() });
     }
     let utf16 = |le: bool, rest: &[u8]| -> Result<Zeroizing<String>, KeyTextError> {
-        if rest.len() % 2 != 0 {
+        if !rest.len().is_multiple_of(2) {
             return Err(KeyTextError::NotAKey { looks_like: "damaged UTF-16 text" });
         }
         let units: Zeroizing<Vec<u16>> = Zeroizing::new(
@@ -399,7 +392,10 @@ impl std::str::FromStr for Fingerprint {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let hex: String = s.chars().filter(|c| !matches!(c, '-' | ' ')).collect();
         if hex.len() != 16 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!("not a fingerprint: expected 16 hex digits like 7F3A-91C0-55D2-0B8E, got {} characters", hex.len()));
+            return Err(format!(
+                "not a fingerprint: expected 16 hex digits like 7F3A-91C0-55D2-0B8E, got {} characters",
+                hex.len()
+            ));
         }
         let mut out = [0u8; 8];
         for (i, byte) in out.iter_mut().enumerate() {
@@ -432,7 +428,7 @@ mod tests {
             "kt1:com:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8pXE3J"
         );
         assert_eq!(sample(KeyKind::Encryption).to_text().len(), TEXT_LEN);
-        assert!(TEXT_LEN <= 64);
+        const { assert!(TEXT_LEN <= 64) };
     }
 
     #[test]
@@ -472,7 +468,10 @@ mod tests {
         let mut typo = text.clone().into_bytes();
         typo[20] = if typo[20] == b'A' { b'B' } else { b'A' };
         assert_eq!(parse(std::str::from_utf8(&typo).expect("ascii")), KeyTextError::ChecksumMismatch);
-        assert!(matches!(parse("-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----"), KeyTextError::NotAKey { .. }));
+        assert!(matches!(
+            parse("-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----"),
+            KeyTextError::NotAKey { .. }
+        ));
         assert!(matches!(parse("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"), KeyTextError::NotAKey { .. }));
         assert!(matches!(parse("hello world"), KeyTextError::NotAKey { .. }));
         assert!(matches!(parse(&"x".repeat(MAX_INPUT + 1)), KeyTextError::TooLarge { .. }));

@@ -38,7 +38,8 @@ fn key_from_terminal(kind: KeyKind) -> eyre::Result<Zeroizing<String>> {
     let mut text = Zeroizing::new(String::new());
     let mut prompt = format!("Paste the {kind} key (it is not shown) and press Enter: ");
     loop {
-        let line = Zeroizing::new(rpassword::prompt_password(&prompt).wrap_err("cannot read the key from the terminal")?);
+        let line =
+            Zeroizing::new(rpassword::prompt_password(&prompt).wrap_err("cannot read the key from the terminal")?);
         prompt.clear();
         if line.trim().is_empty() && !text.is_empty() {
             break;

@@ -11,7 +11,8 @@ use serde_json::json;
 
 use super::{Usage, input};
 
-const DEFAULT_WARNING: &str = "data under the default key is readable by anyone who has keyturn; generate and import a custom key";
+const DEFAULT_WARNING: &str =
+    "data under the default key is readable by anyone who has keyturn; generate and import a custom key";
 
 fn loaded(status: &KeyStatus) -> &'static str {
     if status.custom { "Custom Key Loaded." } else { "Default Key Loaded." }

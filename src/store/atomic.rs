@@ -66,11 +66,7 @@ fn restrict_to_owner(path: &Path) -> io::Result<()> {
         .args(if user.is_empty() { vec![] } else { vec!["/grant:r".to_string(), format!("{user}:F")] })
         .stdout(std::process::Stdio::null())
         .status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other("icacls could not restrict the file to its owner"))
-    }
+    if status.success() { Ok(()) } else { Err(io::Error::other("icacls could not restrict the file to its owner")) }
 }
 
 #[cfg(windows)]

@@ -59,8 +59,8 @@ impl Config {
             return Ok(Config::default());
         };
         let text = text(&path, &bytes)?;
-        let config: Config =
-            toml::from_str(text).map_err(|e| StoreError::Config { path: path.clone(), problem: toml_problem(text, &e) })?;
+        let config: Config = toml::from_str(text)
+            .map_err(|e| StoreError::Config { path: path.clone(), problem: toml_problem(text, &e) })?;
         for (i, entry) in config.publish.iter().enumerate() {
             if entry.path.as_os_str().is_empty() {
                 return Err(StoreError::Config { path, problem: format!("publish entry {}: `path` is empty", i + 1) });

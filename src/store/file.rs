@@ -69,11 +69,13 @@ fn check_mode(_path: &Path, _meta: &fs::Metadata, _guard: Guard) -> Result<(), S
 /// The text of a store file: UTF-8 without a byte-order mark.
 pub fn text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, StoreError> {
     if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) || bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
-        return Err(StoreError::corrupt(path, "starts with a byte-order mark; keyturn's files are plain UTF-8 (was it saved by an editor?)"));
+        return Err(StoreError::corrupt(
+            path,
+            "starts with a byte-order mark; keyturn's files are plain UTF-8 (was it saved by an editor?)",
+        ));
     }
-    std::str::from_utf8(bytes).map_err(|e| {
-        StoreError::corrupt(path, format!("is not UTF-8 text (bad byte at offset {})", e.valid_up_to()))
-    })
+    std::str::from_utf8(bytes)
+        .map_err(|e| StoreError::corrupt(path, format!("is not UTF-8 text (bad byte at offset {})", e.valid_up_to())))
 }
 
 /// A TOML error as one line that never quotes the file's content: the

@@ -75,11 +75,7 @@ impl Home {
         } else if let Some(dir) = &inputs.env_home {
             PathBuf::from(dir)
         } else if let Some(dir) = &machine {
-            if inputs.windows || inputs.root {
-                dir.clone()
-            } else {
-                user_default(inputs)?
-            }
+            if inputs.windows || inputs.root { dir.clone() } else { user_default(inputs)? }
         } else {
             user_default(inputs)?
         };

@@ -83,8 +83,7 @@ impl KeysFile {
         if text.trim().is_empty() {
             return Err(StoreError::corrupt(path, "is empty (truncated?)"));
         }
-        let table: toml::Table =
-            toml::from_str(text).map_err(|e| StoreError::corrupt(path, toml_problem(text, &e)))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| StoreError::corrupt(path, toml_problem(text, &e)))?;
         let corrupt = |problem: String| StoreError::corrupt(path, problem);
         for name in table.keys() {
             if name != "format" && name != "keys" {

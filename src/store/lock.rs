@@ -30,7 +30,8 @@ impl Lock {
     pub fn acquire(home: &Path, doing: &str, wait: Duration) -> Result<Lock, StoreError> {
         let path = home.join(LOCK_FILE);
         let io = |source| StoreError::Io { path: path.clone(), source };
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {
@@ -59,7 +60,10 @@ impl Lock {
             crate::system::operator(),
             jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
         );
-        file.set_len(0).and_then(|()| file.seek(SeekFrom::Start(0))).and_then(|_| file.write_all(note.as_bytes())).map_err(io)?;
+        file.set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(note.as_bytes()))
+            .map_err(io)?;
         hold_for_tests();
         Ok(Lock { _file: file })
     }

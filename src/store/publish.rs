@@ -41,10 +41,13 @@ pub fn render(key: &Key, encoding: Encoding) -> Zeroizing<Vec<u8>> {
 pub fn check_targets(targets: &[(PathBuf, Encoding)]) -> Result<(), StoreError> {
     for (path, _) in targets {
         let problem = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
-                Some(format!("cannot publish here: the directory {} does not exist; create it or fix the [[publish]] path in keyturn.toml", dir.display()))
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Some(format!(
+                "cannot publish here: the directory {} does not exist; create it or fix the [[publish]] path in keyturn.toml",
+                dir.display()
+            )),
+            _ if path.is_dir() => {
+                Some("cannot publish here: it is a directory; fix the [[publish]] path in keyturn.toml".to_string())
             }
-            _ if path.is_dir() => Some("cannot publish here: it is a directory; fix the [[publish]] path in keyturn.toml".to_string()),
             _ => None,
         };
         if let Some(problem) = problem {
