@@ -1,8 +1,10 @@
 //! Command-line parsing and dispatch. Each command group lives in its own
 //! file and only calls the domain.
 
+mod credentials;
 mod input;
 mod keys;
+mod projects;
 mod tokens;
 
 use std::path::PathBuf;
@@ -11,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use color_eyre::eyre::{self, WrapErr};
 use keyturn::keys::KeyKind;
+use keyturn::store::credentials::CredentialName;
 use keyturn::store::home::{Home, HomeInputs};
 use keyturn::store::{Store, StoreError};
 
@@ -70,6 +73,78 @@ enum Command {
     },
     /// Turn the token on standard input back into the exact value.
     Decrypt,
+    /// Re-encrypt the tokens in projects under the active key (registered projects if no PATH).
+    Upgrade {
+        paths: Vec<PathBuf>,
+        /// Report what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the documented JSON report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The machine's projects.
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
+    /// The keyring.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// The machine's Git, bug-tracker and SMTP credentials.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectsCommand {
+    /// Register a project directory.
+    Add { path: PathBuf },
+    /// Unregister a project (its files are untouched).
+    Remove { path: PathBuf },
+    /// The registered projects.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Remove retired encryption keys that nothing registered still uses.
+    Purge {
+        /// Remove them even while projects or credentials still use them.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CredentialsCommand {
+    /// Store a user name and a secret (the secret from standard input, hidden on a terminal).
+    Set {
+        name: CredentialArg,
+        /// The user name (asked for on a terminal when missing).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Each credential and whether it can be read.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CredentialArg {
+    Git,
+    BugTracker,
+    Smtp,
+}
+
+impl From<CredentialArg> for CredentialName {
+    fn from(arg: CredentialArg) -> CredentialName {
+        match arg {
+            CredentialArg::Git => CredentialName::Git,
+            CredentialArg::BugTracker => CredentialName::BugTracker,
+            CredentialArg::Smtp => CredentialName::Smtp,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -109,11 +184,15 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::from(exit::USAGE);
     }
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprint!("{}", withhold_secret_looking(&e.render().to_string(), &args));
+            return ExitCode::from(exit::USAGE);
         }
     };
     match run(cli) {
@@ -124,6 +203,27 @@ pub fn main() -> ExitCode {
             ExitCode::from(exit_code(&report))
         }
     }
+}
+
+/// Whether a command-line word could be key material: a key body pasted
+/// without its prefix, hex, base64 (padded or not).
+pub fn looks_secret(word: &str) -> bool {
+    word.len() >= 16 && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=_-:.".contains(&b))
+}
+
+/// clap repeats a wrong argument in its message. An argument that could be
+/// key material is replaced there, so it never reaches a terminal log.
+fn withhold_secret_looking(message: &str, args: &[std::ffi::OsString]) -> String {
+    let mut message = message.to_string();
+    for arg in args.iter().skip(1).map(|a| a.to_string_lossy()) {
+        let value = arg.split_once('=').map(|(_, v)| v).unwrap_or_default();
+        for word in [arg.as_ref(), value] {
+            if looks_secret(word) {
+                message = message.replace(word, "[withheld: it may be a secret]");
+            }
+        }
+    }
+    message
 }
 
 fn exit_code(report: &eyre::Report) -> u8 {
@@ -163,6 +263,15 @@ fn run(cli: Cli) -> eyre::Result<()> {
         Command::Reset { kind } => keys::reset(&mut open()?, kind.into()),
         Command::Encrypt { raw } => tokens::encrypt(&open()?, raw),
         Command::Decrypt => tokens::decrypt(&open()?),
+        Command::Upgrade { paths, dry_run, json } => projects::upgrade(&open()?, &paths, dry_run, json),
+        Command::Projects(ProjectsCommand::Add { path }) => projects::add(&open()?, &path),
+        Command::Projects(ProjectsCommand::Remove { path }) => projects::remove(&open()?, &path),
+        Command::Projects(ProjectsCommand::List) => projects::list(&open()?),
+        Command::Keys(KeysCommand::Purge { force }) => projects::purge(&mut open()?, force),
+        Command::Credentials(CredentialsCommand::Set { name, user }) => {
+            credentials::set(&mut open()?, name.into(), user)
+        }
+        Command::Credentials(CredentialsCommand::List { json }) => credentials::list(&open()?, json),
     }
 }
 

@@ -198,6 +198,9 @@ impl Key {
         if compact.is_empty() {
             return Err(KeyTextError::Empty);
         }
+        if compact.matches(TEXT_PREFIX).count() > 1 {
+            return Err(KeyTextError::SeveralKeys);
+        }
         let Some(rest) = compact.strip_prefix(TEXT_PREFIX) else {
             return Err(classify_foreign(&compact));
         };
@@ -284,6 +287,8 @@ pub enum KeyTextError {
     TooLarge { bytes: usize },
     #[error("no key was given: the input is empty; paste the key line")]
     Empty,
+    #[error("the input holds more than one key (pasted twice?); paste one key only")]
+    SeveralKeys,
     #[error("this is {looks_like}; a keyturn key is one line starting with kt1:enc: or kt1:com:")]
     NotAKey { looks_like: &'static str },
     #[error(
@@ -300,7 +305,7 @@ pub enum KeyTextError {
     #[error("the key has stray '=' padding; keyturn keys carry none: paste the key line exactly")]
     StrayPadding,
     #[error(
-        "the key's base64 is not canonical (its last character has trailing bits set); the paste is damaged: copy the key again"
+        "the key is truncated or damaged: its base64 is not canonical (the last character has trailing bits set); copy the whole line again"
     )]
     TrailingBits,
     #[error("{}", wrong_length_message(*bytes))]

@@ -3,6 +3,7 @@
 
 pub mod fault;
 pub mod keys;
+pub mod project;
 pub mod store;
 pub mod system;
 pub mod token;

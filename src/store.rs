@@ -4,6 +4,8 @@
 pub mod atomic;
 pub mod audit;
 pub mod config;
+pub mod config_edit;
+pub mod credentials;
 pub mod file;
 pub mod home;
 pub mod keyfile;
@@ -14,11 +16,12 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
+use crate::fault;
 use crate::keys::{Fingerprint, Key, KeyKind};
 use crate::token::Keyring;
-use crate::{fault, system};
 use audit::AuditLine;
 use config::Config;
+use credentials::{CREDENTIALS_FILE, Credential, CredentialName, CredentialState, CredentialsFile};
 use file::Guard;
 use home::Home;
 use keyfile::KeysFile;
@@ -84,6 +87,10 @@ pub struct Change {
     pub changed: bool,
     /// The published files.
     pub published: Vec<Published>,
+    /// Credentials re-encrypted under the new encryption key.
+    pub credentials_reencrypted: usize,
+    /// Credentials that cannot be read and must be re-entered.
+    pub credentials_inaccessible: Vec<CredentialName>,
 }
 
 /// A machine's store, loaded and checked.
@@ -92,6 +99,7 @@ pub struct Store {
     home: Home,
     keys: KeysFile,
     config: Config,
+    credentials: CredentialsFile,
 }
 
 impl Store {
@@ -108,12 +116,21 @@ impl Store {
         }
         let keys = load_keys(&home.dir)?;
         let config = Config::load(&home.dir)?;
-        Ok(Store { home, keys, config })
+        let credentials = load_credentials(&home.dir)?;
+        Ok(Store { home, keys, config, credentials })
     }
 
     /// Where the store is.
     pub fn home(&self) -> &Home {
         &self.home
+    }
+
+    /// Takes the store's lock for a change made outside the store (a
+    /// project upgrade); `doing` is shown to anyone who waits.
+    pub fn lock(&self, doing: &str) -> Result<Lock, StoreError> {
+        let dir = &self.home.dir;
+        atomic::create_private_dir(dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        Lock::acquire(dir, doing, lock::default_wait())
     }
 
     /// The configuration.
@@ -170,33 +187,146 @@ impl Store {
         // since this one was opened.
         *self = Store::open(self.home.clone())?;
         let targets = self.config.published(&dir, kind);
-        publish::check_targets(&targets)?;
+        publish::check_targets(&dir, &targets)?;
+        atomic::remove_stale_temporaries(&dir);
+        for (target, _) in &targets {
+            atomic::remove_stale_temporaries(target.parent().unwrap_or(&dir));
+        }
         let old = self.active_key(kind);
         let new = key.unwrap_or_else(|| Key::default_for(kind));
         let changed = old != new;
         if changed {
+            // Audited before the write, so a change cut short by a crash is
+            // on record even if its closing line never comes.
+            AuditLine {
+                kind: Some(kind),
+                old: Some(old.fingerprint()),
+                new: Some(new.fingerprint()),
+                ..AuditLine::new(event, "started")
+            }
+            .append(&dir)?;
             let mut keys = self.keys.clone();
-            let now = Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| Timestamp::now());
-            keys.activate(kind, (!new.is_default()).then(|| new.clone()), now);
+            keys.activate(kind, (!new.is_default()).then(|| new.clone()), now());
             atomic::write(&dir.join(KEYS_FILE), keys.to_toml().as_bytes(), atomic::Access::OwnerOnly)
                 .map_err(|source| StoreError::Io { path: dir.join(KEYS_FILE), source })?;
             self.keys = keys;
             fault::point("keys file written");
         }
+        // After the keys file: the old key is in the ring before anything is
+        // re-encrypted, so a crash between the two writes loses nothing, and
+        // repeating the import finishes the job.
+        let (credentials_reencrypted, credentials_inaccessible) =
+            if kind == KeyKind::Encryption { self.reencrypt_credentials()? } else { (0, Vec::new()) };
         let published = publish::publish(&targets, &new)?;
-        let change = Change { kind, old: old.fingerprint(), new: new.fingerprint(), changed, published };
-        AuditLine {
-            time: Timestamp::now().to_string(),
-            operator: system::operator(),
-            machine: system::machine(),
-            event,
+        let change = Change {
             kind,
-            old: change.old,
-            new: change.new,
-            outcome: if changed { "changed" } else { "unchanged: already active" },
+            old: old.fingerprint(),
+            new: new.fingerprint(),
+            changed,
+            published,
+            credentials_reencrypted,
+            credentials_inaccessible,
+        };
+        let mut outcome = String::from(if changed { "changed" } else { "unchanged: already active" });
+        if credentials_reencrypted > 0 {
+            outcome.push_str(&format!("; {credentials_reencrypted} credentials re-encrypted"));
+        }
+        AuditLine { kind: Some(kind), old: Some(change.old), new: Some(change.new), ..AuditLine::new(event, outcome) }
+            .append(&dir)?;
+        Ok(change)
+    }
+
+    fn reencrypt_credentials(&mut self) -> Result<(usize, Vec<CredentialName>), StoreError> {
+        let ring = self.keyring();
+        let mut credentials = self.credentials.clone();
+        let count = credentials.reencrypt(&ring, now());
+        if count > 0 {
+            self.write_credentials(&credentials)?;
+            self.credentials = credentials;
+        }
+        let inaccessible = self
+            .credentials
+            .entries
+            .iter()
+            .filter(|c| matches!(c.state(&ring), CredentialState::Inaccessible(_)))
+            .map(|c| c.name)
+            .collect();
+        Ok((count, inaccessible))
+    }
+
+    fn write_credentials(&self, credentials: &CredentialsFile) -> Result<(), StoreError> {
+        let path = self.home.dir.join(CREDENTIALS_FILE);
+        atomic::write(&path, credentials.to_toml().as_bytes(), atomic::Access::OwnerOnly)
+            .map_err(|source| StoreError::Io { path, source })
+    }
+
+    /// The machine's credentials.
+    pub fn credentials(&self) -> &CredentialsFile {
+        &self.credentials
+    }
+
+    /// Stores a credential, its secret sealed under the active encryption key.
+    pub fn set_credential(&mut self, name: CredentialName, user: &str, secret: &[u8]) -> Result<(), StoreError> {
+        let dir = self.home.dir.clone();
+        atomic::create_private_dir(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        let _lock = Lock::acquire(&dir, &format!("credentials set {name}"), lock::default_wait())?;
+        *self = Store::open(self.home.clone())?;
+        let mut credentials = self.credentials.clone();
+        let ring = self.keyring();
+        credentials.set(Credential { name, user: user.to_string(), secret: ring.seal(secret), updated: now() });
+        self.write_credentials(&credentials)?;
+        self.credentials = credentials;
+        AuditLine {
+            kind: Some(KeyKind::Encryption),
+            new: Some(ring.active().id()),
+            ..AuditLine::new("credential", format!("{name} entered"))
+        }
+        .append(&dir)
+    }
+
+    /// Removes the retired encryption keys `fingerprints` from the keyring.
+    /// Returns the ones removed.
+    pub fn purge(&mut self, fingerprints: &[Fingerprint]) -> Result<Vec<Fingerprint>, StoreError> {
+        let dir = self.home.dir.clone();
+        let _lock = Lock::acquire(&dir, "keys purge", lock::default_wait())?;
+        *self = Store::open(self.home.clone())?;
+        let mut keys = self.keys.clone();
+        let mut removed = Vec::new();
+        keys.keys.retain(|k| {
+            let gone = k.retired.is_some() && fingerprints.contains(&k.key.fingerprint());
+            if gone {
+                removed.push(k.key.fingerprint());
+            }
+            !gone
+        });
+        if removed.is_empty() {
+            return Ok(removed);
+        }
+        atomic::write(&dir.join(KEYS_FILE), keys.to_toml().as_bytes(), atomic::Access::OwnerOnly)
+            .map_err(|source| StoreError::Io { path: dir.join(KEYS_FILE), source })?;
+        self.keys = keys;
+        let list: Vec<String> = removed.iter().map(ToString::to_string).collect();
+        AuditLine {
+            kind: Some(KeyKind::Encryption),
+            ..AuditLine::new("purge", format!("removed {}", list.join(", ")))
         }
         .append(&dir)?;
-        Ok(change)
+        Ok(removed)
+    }
+}
+
+/// Now, to the whole second below (never in the future, so ages are never
+/// negative).
+fn now() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_second(now.as_second()).unwrap_or(now)
+}
+
+fn load_credentials(dir: &Path) -> Result<CredentialsFile, StoreError> {
+    let path = dir.join(CREDENTIALS_FILE);
+    match file::read(&path, Guard::Secret)? {
+        None => Ok(CredentialsFile::default()),
+        Some(bytes) => CredentialsFile::parse(&path, &bytes),
     }
 }
 

@@ -1,32 +1,8 @@
-//! The little that keyturn asks of the operating system about who and where
-//! it is, for audit lines and lock notes.
+//! The system edge: what keyturn asks of the operating system, behind small
+//! traits with fakes for tests.
 
-/// The operator's user name.
-pub fn operator() -> String {
-    ["USER", "USERNAME", "LOGNAME"]
-        .into_iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(fallback_user)
-}
+mod identity;
+pub mod processes;
 
-#[cfg(unix)]
-fn fallback_user() -> String {
-    format!("uid {}", rustix::process::geteuid().as_raw())
-}
-
-#[cfg(not(unix))]
-fn fallback_user() -> String {
-    "unknown".to_string()
-}
-
-/// This machine's name.
-pub fn machine() -> String {
-    #[cfg(unix)]
-    {
-        rustix::system::uname().nodename().to_string_lossy().into_owned()
-    }
-    #[cfg(not(unix))]
-    {
-        std::env::var("COMPUTERNAME").unwrap_or_else(|_| "unknown".to_string())
-    }
-}
+pub use identity::{machine, operator};
+pub use processes::{ProcessInfo, Processes, SystemProcesses};

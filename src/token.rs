@@ -39,7 +39,7 @@ const HEADER_LEN: usize = PREFIX.len() + 2 + 16 + 1;
 pub type KeyId = Fingerprint;
 
 /// Why a token could not be opened. Four distinct causes.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     #[error("not a valid token: {0}")]
     Malformed(&'static str),

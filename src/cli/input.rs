@@ -23,8 +23,16 @@ fn read_limited(reader: impl Read, limit: usize, what: &str) -> eyre::Result<Zer
 pub fn key_text(kind: KeyKind, file: Option<&Path>) -> eyre::Result<Zeroizing<String>> {
     let bytes = match file {
         Some(path) => {
-            let f = std::fs::File::open(path).wrap_err_with(|| format!("cannot open {}", path.display()))?;
-            read_limited(f, keys::MAX_INPUT, &format!("the key file {}", path.display()))?
+            // A key passed as --file by mistake must not be repeated.
+            let plausible_path = path.parent().is_some_and(|d| d.as_os_str().is_empty() || d.is_dir());
+            let shown =
+                if super::looks_secret(&path.to_string_lossy()) && !(plausible_path && path.components().count() > 1) {
+                    "the file named by --file".to_string()
+                } else {
+                    path.display().to_string()
+                };
+            let f = std::fs::File::open(path).wrap_err_with(|| format!("cannot open {shown}"))?;
+            read_limited(f, keys::MAX_INPUT, &format!("the key file {shown}"))?
         }
         None if std::io::stdin().is_terminal() => return key_from_terminal(kind),
         None => read_limited(std::io::stdin().lock(), keys::MAX_INPUT, "standard input")?,
@@ -54,17 +62,30 @@ fn key_from_terminal(kind: KeyKind) -> eyre::Result<Zeroizing<String>> {
     Ok(text)
 }
 
-/// A value to seal: standard input, hidden when it is a terminal.
-pub fn value(limit: usize) -> eyre::Result<Zeroizing<Vec<u8>>> {
+/// A secret value: standard input, read hidden after `prompt` when it is a
+/// terminal. At most `limit` bytes.
+pub fn value(prompt: &str, limit: usize) -> eyre::Result<Zeroizing<Vec<u8>>> {
     if std::io::stdin().is_terminal() {
-        let line = rpassword::prompt_password("Value to encrypt (it is not shown): ")
-            .wrap_err("cannot read the value from the terminal")?;
-        return Ok(Zeroizing::new(line.into_bytes()));
+        let line = Zeroizing::new(rpassword::prompt_password(prompt).wrap_err("cannot read from the terminal")?);
+        return Ok(Zeroizing::new(line.as_bytes().to_vec()));
     }
     read_limited(std::io::stdin().lock(), limit, "standard input")
 }
 
-/// A token to open: standard input.
-pub fn token() -> eyre::Result<Zeroizing<Vec<u8>>> {
-    read_limited(std::io::stdin().lock(), keys::MAX_INPUT, "standard input")
+/// A credential's secret: one line, its line ending dropped.
+pub fn secret(prompt: &str) -> eyre::Result<Zeroizing<Vec<u8>>> {
+    let mut value = value(prompt, keys::MAX_INPUT)?;
+    drop_line_ending(&mut value);
+    Ok(value)
+}
+
+/// Drops one trailing `\n` or `\r\n`, as `echo secret |` adds.
+pub fn drop_line_ending(value: &mut Vec<u8>) {
+    let ending = if value.ends_with(b"\r\n") { 2 } else { usize::from(value.ends_with(b"\n")) };
+    value.truncate(value.len() - ending);
+}
+
+/// A token to open: standard input, at most `limit` bytes.
+pub fn token(limit: usize) -> eyre::Result<Zeroizing<Vec<u8>>> {
+    read_limited(std::io::stdin().lock(), limit, "standard input")
 }

@@ -117,7 +117,7 @@ pub fn reset(store: &mut Store, kind: KeyKind) -> eyre::Result<()> {
     }
     let change = store.reset_communication().wrap_err("the communication key was not reset")?;
     report_change(&change, "reset to the default");
-    if change.changed {
+    if change.changed || change.published.iter().any(|p| p.changed) {
         eprintln!("Warning: {DEFAULT_WARNING}.");
     }
     Ok(())
@@ -133,11 +133,17 @@ fn report_change(change: &Change, verb: &str) {
             eprintln!("The replaced key {} is kept as retired, so data sealed under it stays readable.", change.old);
         }
     }
+    if change.credentials_reencrypted > 0 {
+        eprintln!("{} credentials re-encrypted under the new key.", change.credentials_reencrypted);
+    }
+    for name in &change.credentials_inaccessible {
+        eprintln!("The {name} credential cannot be read and must be re-entered: keyturn credentials set {name}");
+    }
     for published in &change.published {
         let state = if published.changed { "written" } else { "already current" };
         eprintln!("Published {}: {state}.", published.path.display());
     }
-    if change.changed {
+    if change.changed || change.published.iter().any(|p| p.changed) {
         eprintln!(
             "Components read the key when they start: restart them. Every other machine must import the same key."
         );

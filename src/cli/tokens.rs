@@ -13,11 +13,9 @@ use super::input;
 const MAX_VALUE: usize = 1024 * 1024;
 
 pub fn encrypt(store: &Store, raw: bool) -> eyre::Result<()> {
-    let mut value = input::value(MAX_VALUE)?;
+    let mut value = input::value("Value to encrypt (it is not shown): ", MAX_VALUE)?;
     if !raw {
-        let ending = if value.ends_with(b"\r\n") { 2 } else { usize::from(value.ends_with(b"\n")) };
-        let keep = value.len() - ending;
-        value.truncate(keep);
+        input::drop_line_ending(&mut value);
     }
     let token = store.keyring().seal(&value);
     println!("{token}");
@@ -30,7 +28,8 @@ pub fn encrypt(store: &Store, raw: bool) -> eyre::Result<()> {
 }
 
 pub fn decrypt(store: &Store) -> eyre::Result<()> {
-    let input = input::token()?;
+    // A token of the largest value `encrypt` takes: base64 adds a third.
+    let input = input::token(MAX_VALUE / 3 * 4 + 4096)?;
     let token = std::str::from_utf8(&input).map(str::trim).unwrap_or("");
     let value = store.keyring().open(token).wrap_err("cannot decrypt")?;
     let mut out = std::io::stdout().lock();

@@ -8,6 +8,9 @@ use std::path::Path;
 
 use crate::fault;
 
+const TEMP_PREFIX: &str = ".keyturn-";
+const TEMP_SUFFIX: &str = ".tmp";
+
 /// Who may read the file written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -20,16 +23,22 @@ pub enum Access {
 
 /// Replaces `path` with `bytes` crash-safely.
 pub fn write(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
+    write_with(path, bytes, |tmp| match access {
+        Access::OwnerOnly => restrict_to_owner(tmp),
+        Access::Shared => share_read(tmp),
+    })
+}
+
+/// Replaces `path` with `bytes` crash-safely; `prepare` sets the temporary
+/// file's permissions (or owner) before anything is written to it.
+pub fn write_with(path: &Path, bytes: &[u8], prepare: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     // tempfile creates the file owner-only (0600), which a umask cannot widen.
-    let mut tmp = tempfile::Builder::new().prefix(".keyturn-").suffix(".tmp").tempfile_in(dir)?;
-    match access {
-        Access::OwnerOnly => restrict_to_owner(tmp.path())?,
-        Access::Shared => share_read(tmp.path())?,
-    }
+    let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX).tempfile_in(dir)?;
+    prepare(tmp.path())?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     fault::point("temporary file written");
@@ -81,17 +90,33 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Removes the temporary files that writers killed mid-write left in `dir`.
+/// Call it only under the store's lock, when no other keyturn is writing
+/// there. They may hold key material, so they must not linger.
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Creates `dir` (and its parents) if missing, owner-only when new.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::create_dir_all(dir)?;
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    // Every directory created, parents included, is owner-only; a umask can
+    // narrow 0700 but never widen it.
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-    }
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
     #[cfg(windows)]
     restrict_to_owner(dir)?;
     Ok(())

@@ -22,22 +22,42 @@ pub struct AuditLine<'a> {
     pub operator: String,
     /// Which machine.
     pub machine: String,
-    /// What happened, e.g. `import`, `reset`.
+    /// What happened, e.g. `import`, `reset`, `purge`, `credential`.
     pub event: &'a str,
-    /// Which key.
-    pub kind: KeyKind,
+    /// Which key, where the event concerns one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<KeyKind>,
     /// The fingerprint before.
-    #[serde(serialize_with = "fingerprint")]
-    pub old: Fingerprint,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "fingerprint")]
+    pub old: Option<Fingerprint>,
     /// The fingerprint after.
-    #[serde(serialize_with = "fingerprint")]
-    pub new: Fingerprint,
-    /// How it ended.
-    pub outcome: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "fingerprint")]
+    pub new: Option<Fingerprint>,
+    /// How it ended, in words.
+    pub outcome: String,
 }
 
-fn fingerprint<S: serde::Serializer>(fp: &Fingerprint, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(fp)
+fn fingerprint<S: serde::Serializer>(fp: &Option<Fingerprint>, s: S) -> Result<S::Ok, S::Error> {
+    match fp {
+        Some(fp) => s.collect_str(fp),
+        None => s.serialize_none(),
+    }
+}
+
+impl<'a> AuditLine<'a> {
+    /// A line for `event` now, by this operator on this machine.
+    pub fn new(event: &'a str, outcome: impl Into<String>) -> AuditLine<'a> {
+        AuditLine {
+            time: jiff::Timestamp::now().to_string(),
+            operator: crate::system::operator(),
+            machine: crate::system::machine(),
+            event,
+            kind: None,
+            old: None,
+            new: None,
+            outcome: outcome.into(),
+        }
+    }
 }
 
 impl AuditLine<'_> {

@@ -43,12 +43,21 @@ pub fn read(path: &Path, guard: Guard) -> Result<Option<Vec<u8>>, StoreError> {
 
 #[cfg(unix)]
 fn check_mode(path: &Path, meta: &fs::Metadata, guard: Guard) -> Result<(), StoreError> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mode = meta.permissions().mode() & 0o777;
     let (bad, problem, fix) = match guard {
         Guard::Secret => (mode & 0o077 != 0, "holds key material or secrets but other users have access", "chmod 600"),
         Guard::Trusted => (mode & 0o022 != 0, "names commands keyturn runs but other users can write it", "chmod go-w"),
     };
+    let owner = meta.uid();
+    let me = rustix::process::geteuid().as_raw();
+    if owner != me {
+        return Err(StoreError::Insecure {
+            path: path.to_path_buf(),
+            problem: format!("is owned by another user (uid {owner}, keyturn runs as uid {me}), who could change it"),
+            fix: format!("run keyturn as its owner, or chown it to uid {me}: chown {me} '{}'", path.display()),
+        });
+    }
     if bad {
         return Err(StoreError::Insecure {
             path: path.to_path_buf(),

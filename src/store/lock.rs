@@ -18,10 +18,16 @@ pub fn default_wait() -> Duration {
     Duration::from_millis(ms)
 }
 
-/// A held lock; dropping it releases the lock.
+/// A held lock; dropping it clears the holder's note and releases the lock.
 #[derive(Debug)]
 pub struct Lock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+    }
 }
 
 impl Lock {
@@ -30,8 +36,18 @@ impl Lock {
     pub fn acquire(home: &Path, doing: &str, wait: Duration) -> Result<Lock, StoreError> {
         let path = home.join(LOCK_FILE);
         let io = |source| StoreError::Io { path: path.clone(), source };
-        let mut file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
+        let mut file = options.open(&path).map_err(io)?;
+        #[cfg(unix)]
+        {
+            // The umask narrows the mode above but a umask of 000 leaves it
+            // as it is; set it exactly all the same.
+            use std::os::unix::fs::PermissionsExt;
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o644));
+        }
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {
@@ -65,7 +81,7 @@ impl Lock {
             .and_then(|_| file.write_all(note.as_bytes()))
             .map_err(io)?;
         hold_for_tests();
-        Ok(Lock { _file: file })
+        Ok(Lock { file })
     }
 }
 

@@ -36,10 +36,30 @@ pub fn render(key: &Key, encoding: Encoding) -> Zeroizing<Vec<u8>> {
     })
 }
 
+/// The store's own files, which a publish entry must never overwrite.
+const STORE_FILES: [&str; 6] =
+    ["keys.toml", "keyturn.toml", "credentials.toml", "audit.log", "keyturn.lock", "rotation.json"];
+
+/// Whether `path` is one of the store's own files in `home`.
+fn is_store_file(home: &Path, path: &Path) -> bool {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return false };
+    let same_dir = match (std::fs::canonicalize(dir), std::fs::canonicalize(home)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    same_dir && STORE_FILES.iter().any(|f| name == *f)
+}
+
 /// Checks before a change that every target can be written: its directory
-/// exists and the path is not a directory.
-pub fn check_targets(targets: &[(PathBuf, Encoding)]) -> Result<(), StoreError> {
+/// exists, the path is not a directory and not one of the store's own files.
+pub fn check_targets(home: &Path, targets: &[(PathBuf, Encoding)]) -> Result<(), StoreError> {
     for (path, _) in targets {
+        if is_store_file(home, path) {
+            return Err(StoreError::Publish {
+                path: path.clone(),
+                problem: "cannot publish here: it is one of keyturn's own store files; fix the [[publish]] path in keyturn.toml".into(),
+            });
+        }
         let problem = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Some(format!(
                 "cannot publish here: the directory {} does not exist; create it or fix the [[publish]] path in keyturn.toml",

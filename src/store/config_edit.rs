@@ -1,0 +1,93 @@
+//! Edits of `keyturn.toml` by keyturn's commands, keeping the operator's
+//! comments and layout (through `toml_edit`).
+
+use std::path::Path;
+
+use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
+
+use super::StoreError;
+use super::atomic;
+use super::config::{CONFIG_FILE, Config};
+use super::file::{self, Guard, text};
+use super::lock::{self, Lock};
+
+/// Applies `change` to the document; it returns whether it changed anything.
+/// The result must still be a valid configuration before it is written.
+fn edit(home: &Path, doing: &str, change: impl FnOnce(&mut DocumentMut) -> bool) -> Result<bool, StoreError> {
+    atomic::create_private_dir(home).map_err(|source| StoreError::Io { path: home.to_path_buf(), source })?;
+    let _lock = Lock::acquire(home, doing, lock::default_wait())?;
+    let path = home.join(CONFIG_FILE);
+    let bytes = file::read(&path, Guard::Trusted)?.unwrap_or_default();
+    let original = text(&path, &bytes)?;
+    let mut doc: DocumentMut = original.parse().map_err(|e: toml_edit::TomlError| StoreError::Config {
+        path: path.clone(),
+        problem: e.message().to_string(),
+    })?;
+    if !change(&mut doc) {
+        return Ok(false);
+    }
+    let edited = doc.to_string();
+    toml::from_str::<Config>(&edited).map_err(|e| StoreError::Config {
+        path: path.clone(),
+        problem: format!("the edit would make it invalid ({}); nothing was written", e.message()),
+    })?;
+    atomic::write(&path, edited.as_bytes(), atomic::Access::Shared)
+        .map_err(|source| StoreError::Io { path: path.clone(), source })?;
+    Ok(true)
+}
+
+fn path_text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// Adds a `[[projects]]` entry for `dir` unless one is there; returns
+/// whether it was added.
+pub fn add_project(home: &Path, dir: &Path) -> Result<bool, StoreError> {
+    let wanted = path_text(dir);
+    edit(home, "projects add", |doc| {
+        let projects = doc.entry("projects").or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
+        let Some(projects) = projects.as_array_of_tables_mut() else { return false };
+        if projects.iter().any(|t| t.get("path").and_then(Item::as_str) == Some(wanted.as_str())) {
+            return false;
+        }
+        let mut entry = Table::new();
+        entry["path"] = value(wanted.clone());
+        projects.push(entry);
+        true
+    })
+}
+
+/// Removes the `[[projects]]` entry for `dir`; returns whether one was there.
+pub fn remove_project(home: &Path, dir: &Path) -> Result<bool, StoreError> {
+    let wanted = path_text(dir);
+    edit(home, "projects remove", |doc| {
+        let Some(projects) = doc.get_mut("projects").and_then(Item::as_array_of_tables_mut) else { return false };
+        let before = projects.len();
+        projects.retain(|t| t.get("path").and_then(Item::as_str) != Some(wanted.as_str()));
+        let removed = projects.len() != before;
+        if projects.is_empty() {
+            doc.remove("projects");
+        }
+        removed
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_comments_and_layout() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let original =
+            "# Machine sched-01\n\n[[publish]]  # for the scheduler\nkind = \"communication\"\npath = \"c.key\"\n";
+        std::fs::write(home.path().join(CONFIG_FILE), original).expect("write");
+        assert!(add_project(home.path(), Path::new("/srv/projects/a")).expect("add"));
+        assert!(!add_project(home.path(), Path::new("/srv/projects/a")).expect("add again"));
+        let edited = std::fs::read_to_string(home.path().join(CONFIG_FILE)).expect("read");
+        assert!(edited.starts_with(original), "{edited}");
+        assert!(edited.contains("[[projects]]\npath = \"/srv/projects/a\""));
+        assert!(remove_project(home.path(), Path::new("/srv/projects/a")).expect("remove"));
+        assert_eq!(std::fs::read_to_string(home.path().join(CONFIG_FILE)).expect("read"), original);
+    }
+}
