@@ -5,6 +5,7 @@ mod credentials;
 mod input;
 mod keys;
 mod projects;
+mod rotation;
 mod tokens;
 
 use std::path::PathBuf;
@@ -13,6 +14,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use color_eyre::eyre::{self, WrapErr};
 use keyturn::keys::KeyKind;
+use keyturn::rotation::Setup;
+use keyturn::store::config::Encoding;
 use keyturn::store::credentials::CredentialName;
 use keyturn::store::home::{Home, HomeInputs};
 use keyturn::store::{Store, StoreError};
@@ -61,8 +64,16 @@ enum Command {
     },
     /// Print the current custom key (refused for the default key).
     Show { kind: Kind },
-    /// Print the current key's fingerprint.
-    Fingerprint { kind: Kind },
+    /// Print the current key's fingerprint (or that of the key in a file).
+    Fingerprint {
+        kind: Kind,
+        /// A key file to fingerprint instead, e.g. a published one.
+        #[arg(long, value_name = "F")]
+        file: Option<PathBuf>,
+        /// How the file holds the key.
+        #[arg(long, value_enum, default_value_t = EncodingArg::Text, requires = "file")]
+        encoding: EncodingArg,
+    },
     /// Put the communication key back to the built-in default.
     Reset { kind: Kind },
     /// Turn the value on standard input into a token.
@@ -92,6 +103,112 @@ enum Command {
     /// The machine's Git, bug-tracker and SMTP credentials.
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+    /// Rotation checklists: plan, start, run, confirm, skip, abort.
+    #[command(subcommand)]
+    Rotation(RotationCommand),
+    /// keyturn.toml.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate keyturn.toml and say what each part will do.
+    Check,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum EncodingArg {
+    Text,
+    Base64,
+    Hex,
+    Raw,
+}
+
+impl From<EncodingArg> for Encoding {
+    fn from(arg: EncodingArg) -> Encoding {
+        match arg {
+            EncodingArg::Text => Encoding::Text,
+            EncodingArg::Base64 => Encoding::Base64,
+            EncodingArg::Hex => Encoding::Hex,
+            EncodingArg::Raw => Encoding::Raw,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SetupArg {
+    Single,
+    Multi,
+}
+
+impl From<SetupArg> for Setup {
+    fn from(arg: SetupArg) -> Setup {
+        match arg {
+            SetupArg::Single => Setup::Single,
+            SetupArg::Multi => Setup::Multi,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum RotationCommand {
+    /// Print the checklist that would run here; change nothing.
+    Plan {
+        kind: Kind,
+        #[arg(long)]
+        setup: SetupArg,
+        /// Communication only: back to the default key.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Start a rotation; its first step imports the key (from stdin, --file, --generate, or --reset).
+    Start {
+        kind: Kind,
+        #[arg(long)]
+        setup: SetupArg,
+        /// Generate a new key.
+        #[arg(long, conflicts_with_all = ["file", "reset"])]
+        generate: bool,
+        /// Read the key from this file.
+        #[arg(long, value_name = "F", conflicts_with = "reset")]
+        file: Option<PathBuf>,
+        /// Communication only: back to the default key.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Where the rotation stands.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Do the automatic steps and check the evidence; stop at the first step that needs a person (exit 3).
+    Run {
+        /// Seconds a restart step waits for its component.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        wait: u64,
+        /// The key, when an import was cut short (else standard input).
+        #[arg(long, value_name = "F")]
+        file: Option<PathBuf>,
+    },
+    /// Check off the current step: a manual step, or a machine by the fingerprint it shows.
+    Confirm {
+        step: String,
+        /// The fingerprint the other machine shows.
+        #[arg(long, value_name = "FP")]
+        fingerprint: Option<String>,
+    },
+    /// Skip the current step, with a reason.
+    Skip {
+        step: String,
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// End the rotation and record it; the key is not rolled back.
+    Abort {
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,7 +376,10 @@ fn run(cli: Cli) -> eyre::Result<()> {
         Command::Status { json } => keys::status(&open()?, json),
         Command::Import { kind, file } => keys::import(&mut open()?, kind.into(), file.as_deref()),
         Command::Show { kind } => keys::show(&open()?, kind.into()),
-        Command::Fingerprint { kind } => keys::fingerprint(&open()?, kind.into()),
+        Command::Fingerprint { kind, file: Some(file), encoding } => {
+            keys::fingerprint_of_file(kind.into(), &file, encoding.into())
+        }
+        Command::Fingerprint { kind, file: None, .. } => keys::fingerprint(&open()?, kind.into()),
         Command::Reset { kind } => keys::reset(&mut open()?, kind.into()),
         Command::Encrypt { raw } => tokens::encrypt(&open()?, raw),
         Command::Decrypt => tokens::decrypt(&open()?),
@@ -272,6 +392,31 @@ fn run(cli: Cli) -> eyre::Result<()> {
             credentials::set(&mut open()?, name.into(), user)
         }
         Command::Credentials(CredentialsCommand::List { json }) => credentials::list(&open()?, json),
+        Command::Rotation(command) => rotation_command(&mut open()?, command),
+        Command::Config(ConfigCommand::Check) => rotation::config_check(&open()?),
+    }
+}
+
+fn rotation_command(store: &mut Store, command: RotationCommand) -> eyre::Result<()> {
+    match command {
+        RotationCommand::Plan { kind, setup, reset } => rotation::plan(store, kind.into(), setup.into(), reset),
+        RotationCommand::Start { kind, setup, generate, file, reset } => {
+            let source = if reset {
+                rotation::KeySource::Reset
+            } else if generate {
+                rotation::KeySource::Generate
+            } else {
+                rotation::KeySource::Input(file.as_deref())
+            };
+            rotation::start(store, kind.into(), setup.into(), source, std::time::Duration::from_secs(60))
+        }
+        RotationCommand::Status { json } => rotation::status(store, json),
+        RotationCommand::Run { wait, file } => {
+            rotation::run(store, file.as_deref(), std::time::Duration::from_secs(wait))
+        }
+        RotationCommand::Confirm { step, fingerprint } => rotation::confirm(store, &step, fingerprint.as_deref()),
+        RotationCommand::Skip { step, reason } => rotation::skip(store, &step, &reason),
+        RotationCommand::Abort { reason } => rotation::abort(store, reason.as_deref()),
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod fault;
 pub mod keys;
 pub mod project;
+pub mod rotation;
 pub mod store;
 pub mod system;
 pub mod token;

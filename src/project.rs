@@ -27,16 +27,14 @@ const BINARY_PROBE: usize = 8 * 1024;
 /// Version-control folders, never scanned.
 const SKIPPED_DIRS: [&str; 3] = [".git", ".svn", ".hg"];
 
-/// Where each token candidate is in `text`: a run starting `ktsec:` at a
-/// word boundary, up to the first byte outside the token alphabet.
+/// Where each token candidate is in `text`: every run starting `ktsec:`, up
+/// to the first byte outside the token alphabet. No boundary is required
+/// before it (`user:TOKEN@host`, `x=TOKEN`): a missed token would be a lost
+/// value after a purge, a look-alike is only reported.
 pub fn find_tokens(text: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
-    let finder = memchr::memmem::find_iter(text, token::PREFIX.as_bytes());
-    finder.filter_map(move |start| {
-        if start > 0 && is_token_byte(text[start - 1]) {
-            return None;
-        }
+    memchr::memmem::find_iter(text, token::PREFIX.as_bytes()).map(move |start| {
         let len = text[start..].iter().take_while(|b| is_token_byte(**b)).count();
-        Some(start..start + len)
+        start..start + len
     })
 }
 
@@ -139,8 +137,9 @@ pub fn text_files(root: &Path) -> Result<(Vec<PathBuf>, usize), ProjectError> {
         if kind.is_dir() {
             continue;
         }
-        // Links are never followed: one may lead out of the project.
-        if !kind.is_file() {
+        // Links are never followed: one may lead out of the project. A
+        // writer's temporary file, left by a kill, is not part of it.
+        if !kind.is_file() || atomic::is_temporary(entry.file_name()) {
             skipped += 1;
             continue;
         }
@@ -221,6 +220,7 @@ pub fn upgrade(
                 continue;
             };
             report.files_scanned += 1;
+            let tokens_before = report.tokens;
             let mut upgrades = 0;
             for (range, line) in find_tokens_with_lines(&bytes) {
                 report.tokens += 1;
@@ -233,7 +233,7 @@ pub fn upgrade(
                     }
                 }
             }
-            tokens_seen += report.tokens;
+            tokens_seen += report.tokens - tokens_before;
             if upgrades > 0 {
                 report.upgraded += upgrades;
                 report.files_rewritten += 1;
@@ -382,10 +382,10 @@ mod tests {
         let old = Keyring::new(&key(1), &[]);
         let t = old.seal(b"pw");
         let text = format!(
-            "<Step Password=\"{t}\"/>\n{{\"cs\":\"Server=x;Password={t};\"}}\n{t},next\nnot_{t}\nktsec:broken.\n"
+            "<Step Password=\"{t}\"/>\n{{\"cs\":\"Server=x;Password={t};\"}}\n{t},next\nhttps://qa:{t}@host\nktsec:broken.\n"
         );
         let found: Vec<&[u8]> = find_tokens(text.as_bytes()).map(|r| &text.as_bytes()[r]).collect();
-        assert_eq!(found, vec![t.as_bytes(), t.as_bytes(), t.as_bytes(), b"ktsec:broken".as_slice()]);
+        assert_eq!(found, vec![t.as_bytes(), t.as_bytes(), t.as_bytes(), t.as_bytes(), b"ktsec:broken".as_slice()]);
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub enum StoreError {
     Publish { path: PathBuf, problem: String },
     #[error("another keyturn is changing the store in {}: {holder}; try again when it has finished", home.display())]
     Busy { home: PathBuf, holder: String },
+    #[error(
+        "a {kind} key rotation ({id}) is open here: finish it (keyturn rotation run) or abort it (keyturn rotation abort) before a plain import or reset"
+    )]
+    RotationOpen { id: String, kind: KeyKind },
 }
 
 impl StoreError {
@@ -169,20 +173,34 @@ impl Store {
     /// Makes `key` the active key of its kind, retiring a replaced encryption
     /// key into the keyring, and publishes it. Importing the active key again
     /// changes nothing (but repairs published files).
+    /// Refused while a rotation is open: the rotation imports its own key.
     pub fn import(&mut self, key: Key) -> Result<Change, StoreError> {
         let kind = key.kind();
-        self.change(kind, "import", Some(key))
-    }
-
-    /// Puts the communication key back to the built-in default.
-    pub fn reset_communication(&mut self) -> Result<Change, StoreError> {
-        self.change(KeyKind::Communication, "reset", None)
-    }
-
-    fn change(&mut self, kind: KeyKind, event: &str, key: Option<Key>) -> Result<Change, StoreError> {
         let dir = self.home.dir.clone();
         atomic::create_private_dir(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
-        let _lock = Lock::acquire(&dir, &format!("{event} {kind}"), lock::default_wait())?;
+        let _lock = Lock::acquire(&dir, &format!("import {kind}"), lock::default_wait())?;
+        refuse_if_rotation_open(&dir)?;
+        self.change_locked(kind, "import", Some(key))
+    }
+
+    /// Puts the communication key back to the built-in default. Refused
+    /// while a rotation is open.
+    pub fn reset_communication(&mut self) -> Result<Change, StoreError> {
+        let dir = self.home.dir.clone();
+        atomic::create_private_dir(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        let _lock = Lock::acquire(&dir, "reset communication", lock::default_wait())?;
+        refuse_if_rotation_open(&dir)?;
+        self.change_locked(KeyKind::Communication, "reset", None)
+    }
+
+    /// A rotation's import step: `key` (or, with `None`, the default key of
+    /// `kind`) becomes active. The caller holds the lock.
+    pub fn import_in_rotation(&mut self, kind: KeyKind, key: Option<Key>) -> Result<Change, StoreError> {
+        self.change_locked(kind, if key.is_some() { "import" } else { "reset" }, key)
+    }
+
+    fn change_locked(&mut self, kind: KeyKind, event: &str, key: Option<Key>) -> Result<Change, StoreError> {
+        let dir = self.home.dir.clone();
         // Re-read under the lock: another writer may have changed the store
         // since this one was opened.
         *self = Store::open(self.home.clone())?;
@@ -327,6 +345,13 @@ fn load_credentials(dir: &Path) -> Result<CredentialsFile, StoreError> {
     match file::read(&path, Guard::Secret)? {
         None => Ok(CredentialsFile::default()),
         Some(bytes) => CredentialsFile::parse(&path, &bytes),
+    }
+}
+
+fn refuse_if_rotation_open(dir: &Path) -> Result<(), StoreError> {
+    match crate::rotation::persist::open_rotation(dir)? {
+        Some(r) => Err(StoreError::RotationOpen { id: r.id, kind: r.kind }),
+        None => Ok(()),
     }
 }
 

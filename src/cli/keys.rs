@@ -6,6 +6,8 @@ use std::path::Path;
 use color_eyre::eyre::{self, WrapErr};
 use jiff::Timestamp;
 use keyturn::keys::{Key, KeyKind};
+use keyturn::store::config::Encoding;
+use keyturn::store::publish;
 use keyturn::store::{Change, KeyStatus, Store};
 use serde_json::json;
 
@@ -50,7 +52,7 @@ pub fn status(store: &Store, json: bool) -> eyre::Result<()> {
             "home": home.dir.display().to_string(),
             "machine_wide": home.machine_wide,
             "keys": keys,
-            "rotation": null,
+            "rotation": super::rotation::summary_json(&home.dir)?,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         return Ok(());
@@ -76,7 +78,16 @@ pub fn status(store: &Store, json: bool) -> eyre::Result<()> {
             writeln!(out, "{:19}Retired, kept to read older data: {}", "", fps.join(", "))?;
         }
     }
-    writeln!(out, "{:<19}none open", "Rotation:")?;
+    match keyturn::rotation::persist::open_rotation(&home.dir)? {
+        Some(r) => writeln!(
+            out,
+            "{:<19}{} key rotation open, at step `{}` (keyturn rotation status)",
+            "Rotation:",
+            r.kind,
+            r.current().map_or("-", |s| s.id.as_str())
+        )?,
+        None => writeln!(out, "{:<19}none open", "Rotation:")?,
+    }
     Ok(())
 }
 
@@ -165,6 +176,16 @@ pub fn show(store: &Store, kind: KeyKind) -> eyre::Result<()> {
     out.write_all(key.to_text().as_bytes())?;
     out.write_all(b"\n")?;
     out.flush()?;
+    Ok(())
+}
+
+/// The fingerprint of the key in a file (a published file, a key file to
+/// distribute): what a component's `check` command can print.
+pub fn fingerprint_of_file(kind: KeyKind, path: &Path, encoding: Encoding) -> eyre::Result<()> {
+    let bytes = std::fs::read(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
+    let bytes = zeroize::Zeroizing::new(bytes);
+    let key = publish::parse(kind, &bytes, encoding).map_err(|e| eyre::eyre!("{}: {e}", path.display()))?;
+    println!("{}", key.fingerprint());
     Ok(())
 }
 

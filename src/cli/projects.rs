@@ -152,8 +152,19 @@ pub fn purge(store: &mut Store, force: bool) -> eyre::Result<()> {
         eprintln!("No retired keys to purge.");
         return Ok(());
     }
-    let roots = store.config().project_dirs(&store.home().dir);
-    let roots: Vec<PathBuf> = roots.into_iter().filter(|r| r.is_dir()).collect();
+    let (roots, missing): (Vec<PathBuf>, Vec<PathBuf>) =
+        store.config().project_dirs(&store.home().dir).into_iter().partition(|r| r.is_dir());
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
+        let message =
+            format!("registered projects cannot be read, so their tokens cannot be checked: {}", names.join(", "));
+        if !force {
+            eyre::bail!(
+                "refused: {message}; mount them, or remove them from the list (keyturn projects remove DIR), or purge anyway with --force"
+            );
+        }
+        eprintln!("Warning: {message}; --force purges without them.");
+    }
     let usage = project::key_usage(&roots).wrap_err("cannot check which keys the projects use")?;
     let ring = store.keyring();
     let mut in_use = Vec::new();

@@ -90,6 +90,12 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether `name` is one of keyturn's temporary files.
+pub fn is_temporary(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
+}
+
 /// Removes the temporary files that writers killed mid-write left in `dir`.
 /// Call it only under the store's lock, when no other keyturn is writing
 /// there. They may hold key material, so they must not linger.

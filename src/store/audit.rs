@@ -35,6 +35,15 @@ pub struct AuditLine<'a> {
     pub new: Option<Fingerprint>,
     /// How it ended, in words.
     pub outcome: String,
+    /// The rotation it belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<String>,
+    /// The transition's number in that rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The rotation step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
 }
 
 fn fingerprint<S: serde::Serializer>(fp: &Option<Fingerprint>, s: S) -> Result<S::Ok, S::Error> {
@@ -56,6 +65,9 @@ impl<'a> AuditLine<'a> {
             old: None,
             new: None,
             outcome: outcome.into(),
+            rotation: None,
+            seq: None,
+            step: None,
         }
     }
 }
@@ -67,11 +79,46 @@ impl AuditLine<'_> {
         let io = |source| StoreError::Io { path: path.clone(), source };
         let mut line = serde_json::to_vec(self).map_err(|e| io(std::io::Error::other(e)))?;
         line.push(b'\n');
-        let mut options = OpenOptions::new();
-        options.append(true).create(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path).map_err(io)?;
-        file.write_all(&line).and_then(|()| file.sync_data()).map_err(io)
+        append_bytes(&path, &line)
     }
+}
+
+/// Appends whole lines to the audit log and flushes them to disk.
+fn append_bytes(path: &Path, line: &[u8]) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io { path: path.to_path_buf(), source };
+    let mut options = OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(line).and_then(|()| file.sync_data()).map_err(io)
+}
+
+/// The highest transition number of rotation `id` already in the log, read
+/// from its last 1 MiB (a rotation's lines are recent).
+pub fn last_seq(home: &Path, id: &str) -> Result<u64, StoreError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = home.join(AUDIT_FILE);
+    let mut file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => return Err(StoreError::Io { path, source }),
+    };
+    let io = |source| StoreError::Io { path: path.clone(), source };
+    let len = file.metadata().map_err(io)?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(1 << 20))).map_err(io)?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).map_err(io)?;
+    #[derive(serde::Deserialize)]
+    struct Seen {
+        rotation: Option<String>,
+        seq: Option<u64>,
+    }
+    Ok(tail
+        .split(|b| *b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<Seen>(line).ok())
+        .filter(|seen| seen.rotation.as_deref() == Some(id))
+        .filter_map(|seen| seen.seq)
+        .max()
+        .unwrap_or(0))
 }

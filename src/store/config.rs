@@ -1,6 +1,7 @@
 //! The machine's configuration, `keyturn.toml` in the home. Read here;
 //! commands that edit it keep the operator's comments and layout.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -25,6 +26,15 @@ pub struct Config {
     /// The Test Studio components on this machine.
     #[serde(default)]
     pub components: Components,
+    /// This machine's part in the setup.
+    #[serde(default)]
+    pub machine: MachineConfig,
+    /// Commands for manual rotation steps, by step id.
+    #[serde(default)]
+    pub steps: BTreeMap<String, StepConfig>,
+    /// The other machines of the fleet.
+    #[serde(default)]
+    pub machines: Vec<MachineEntry>,
 }
 
 /// One `[[projects]]` entry.
@@ -33,6 +43,69 @@ pub struct Config {
 pub struct ProjectEntry {
     /// The project's directory.
     pub path: PathBuf,
+    /// Whether it is connected to Git; unset: a `.git` folder decides.
+    pub git: Option<bool>,
+    /// Whether it is connected to a bug-tracking system.
+    #[serde(default)]
+    pub bug_tracker: bool,
+}
+
+/// A machine's role in a Test Studio setup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Runs the Scheduling service.
+    Scheduling,
+    /// Runs the Storage service.
+    Storage,
+    /// Runs the Execution client.
+    Execution,
+    /// Holds the project (the Test Studio app).
+    Project,
+}
+
+/// `[machine]`: this machine.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineConfig {
+    /// Its roles.
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    /// Whether the Scheduling server here has SMTP settings (e-mail
+    /// notifications), whose credential must be re-entered.
+    #[serde(default)]
+    pub smtp: bool,
+}
+
+/// `[steps.<id>]`: a command that carries out a manual step.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    /// The argument list; the step is done when it exits 0.
+    pub command: Vec<String>,
+}
+
+/// One `[[machines]]` entry: another machine of the fleet.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineEntry {
+    /// Its name.
+    pub name: String,
+    /// Its roles.
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    /// The argument list that runs keyturn there; default
+    /// `ssh -o BatchMode=yes NAME keyturn`.
+    pub command: Option<Vec<String>>,
+}
+
+impl MachineEntry {
+    /// The command that runs keyturn on the machine.
+    pub fn command(&self) -> Vec<String> {
+        self.command
+            .clone()
+            .unwrap_or_else(|| ["ssh", "-o", "BatchMode=yes", self.name.as_str(), "keyturn"].map(String::from).to_vec())
+    }
 }
 
 /// `[components.*]`: how each Test Studio component is found on this
@@ -53,8 +126,12 @@ pub struct Components {
 
 impl Default for Components {
     fn default() -> Components {
-        let service = |name: &str| Component { service: Some(name.to_string()), process: None };
-        let process = |name: &str| Component { service: None, process: Some(name.to_string()) };
+        let service = |name: &str| Component {
+            service: Some(name.to_string()),
+            restart: Some(default_restart(name)),
+            ..Component::default()
+        };
+        let process = |name: &str| Component { process: Some(name.to_string()), ..Component::default() };
         Components {
             scheduling: service("Telerik Scheduling Service"),
             storage: service("Telerik Storage Service"),
@@ -64,8 +141,8 @@ impl Default for Components {
     }
 }
 
-/// How one component is found: its service (Windows service name or
-/// systemd unit) or its process name.
+/// How one component is found (its service: a Windows service name or
+/// systemd unit; or its process name) and the commands that act on it.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Component {
@@ -73,6 +150,40 @@ pub struct Component {
     pub service: Option<String>,
     /// Process (executable) name.
     pub process: Option<String>,
+    /// Restarts it; a rotation runs it after the import.
+    pub restart: Option<Vec<String>>,
+    /// Starts it when it is not running.
+    pub start: Option<Vec<String>>,
+    /// Prints the fingerprint of the key it loaded.
+    pub check: Option<Vec<String>>,
+}
+
+impl Components {
+    /// Each component with its id and name, in the original's order.
+    pub fn all(&self) -> [(&'static str, &'static str, &Component); 4] {
+        [
+            ("scheduling", "Scheduling service", &self.scheduling),
+            ("storage", "Storage service", &self.storage),
+            ("execution", "Execution client", &self.execution),
+            ("app", "Test Studio app", &self.app),
+        ]
+    }
+}
+
+/// Restarting a service: PowerShell's `Restart-Service` on Windows,
+/// `systemctl restart` elsewhere.
+fn default_restart(service: &str) -> Vec<String> {
+    if cfg!(windows) {
+        vec![
+            "powershell".into(),
+            "-NoProfile".into(),
+            "-NonInteractive".into(),
+            "-Command".into(),
+            format!("Restart-Service -Name '{service}'"),
+        ]
+    } else {
+        vec!["systemctl".into(), "restart".into(), service.into()]
+    }
 }
 
 /// One `[[publish]]` entry: keyturn writes the key of `kind` to `path` in
@@ -123,6 +234,19 @@ impl Config {
         for (i, entry) in config.projects.iter().enumerate() {
             if entry.path.as_os_str().is_empty() {
                 return Err(StoreError::Config { path, problem: format!("project entry {}: `path` is empty", i + 1) });
+            }
+        }
+        for (i, m) in config.machines.iter().enumerate() {
+            if m.name.trim().is_empty() || m.command.as_ref().is_some_and(Vec::is_empty) {
+                return Err(StoreError::Config {
+                    path,
+                    problem: format!("machine entry {}: `name` or `command` is empty", i + 1),
+                });
+            }
+        }
+        for (id, step) in &config.steps {
+            if step.command.is_empty() {
+                return Err(StoreError::Config { path, problem: format!("[steps.{id}]: `command` is empty") });
             }
         }
         Ok(config)

@@ -62,13 +62,30 @@ pub fn remove_project(home: &Path, dir: &Path) -> Result<bool, StoreError> {
     let wanted = path_text(dir);
     edit(home, "projects remove", |doc| {
         let Some(projects) = doc.get_mut("projects").and_then(Item::as_array_of_tables_mut) else { return false };
-        let before = projects.len();
-        projects.retain(|t| t.get("path").and_then(Item::as_str) != Some(wanted.as_str()));
-        let removed = projects.len() != before;
-        if projects.is_empty() {
+        let Some(index) = projects.iter().position(|t| t.get("path").and_then(Item::as_str) == Some(wanted.as_str()))
+        else {
+            return false;
+        };
+        // Comments above an entry belong to it in toml_edit; keep them on
+        // the next entry, or at the end, rather than lose the operator's words.
+        let comments = projects.get(index).and_then(|t| t.decor().prefix()).and_then(|p| p.as_str()).map(String::from);
+        projects.remove(index);
+        let comments = comments.filter(|c| c.contains('#'));
+        match (comments, projects.get_mut(index)) {
+            (Some(comments), Some(next)) => {
+                let own = next.decor().prefix().and_then(|p| p.as_str()).unwrap_or_default().to_string();
+                next.decor_mut().set_prefix(format!("{comments}{own}"));
+            }
+            (Some(comments), None) => {
+                let trailing = doc.trailing().as_str().unwrap_or_default().to_string();
+                doc.set_trailing(format!("{}{trailing}", comments.trim_start_matches('\n')));
+            }
+            (None, _) => {}
+        }
+        if doc.get("projects").and_then(Item::as_array_of_tables).is_some_and(|p| p.is_empty()) {
             doc.remove("projects");
         }
-        removed
+        true
     })
 }
 

@@ -28,7 +28,7 @@ pub const CREDENTIALS_FILE: &str = "credentials.toml";
 const FORMAT: i64 = 1;
 
 /// Which credential.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CredentialName {
     /// Source control.

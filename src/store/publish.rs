@@ -50,6 +50,32 @@ fn is_store_file(home: &Path, path: &Path) -> bool {
     same_dir && STORE_FILES.iter().any(|f| name == *f)
 }
 
+/// Reads a key of `kind` back from a published file's bytes.
+pub fn parse(kind: crate::keys::KeyKind, bytes: &[u8], encoding: Encoding) -> Result<Key, String> {
+    use crate::keys::KEY_LEN;
+    let text = || std::str::from_utf8(bytes).map(str::trim).map_err(|_| "the file is not text".to_string());
+    let raw: Zeroizing<Vec<u8>> = match encoding {
+        Encoding::Text => {
+            let text = crate::keys::text_from_bytes(bytes).map_err(|e| e.to_string())?;
+            return match Key::parse(kind, &text) {
+                Err(crate::keys::KeyTextError::DefaultKey { .. }) => Ok(Key::default_for(kind)),
+                other => other.map_err(|e| e.to_string()),
+            };
+        }
+        Encoding::Base64 => Zeroizing::new(STANDARD.decode(text()?).map_err(|_| "the file is not base64".to_string())?),
+        Encoding::Hex => {
+            let hex = text()?;
+            let digits: Option<Vec<u8>> =
+                (0..hex.len() / 2).map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()).collect();
+            Zeroizing::new(digits.filter(|_| hex.len() % 2 == 0).ok_or("the file is not hex")?)
+        }
+        Encoding::Raw => Zeroizing::new(bytes.to_vec()),
+    };
+    let raw: [u8; KEY_LEN] =
+        raw.as_slice().try_into().map_err(|_| format!("the file holds {} bytes, a key has {KEY_LEN}", raw.len()))?;
+    Ok(Key::from_bytes(kind, raw))
+}
+
 /// Checks before a change that every target can be written: its directory
 /// exists, the path is not a directory and not one of the store's own files.
 pub fn check_targets(home: &Path, targets: &[(PathBuf, Encoding)]) -> Result<(), StoreError> {

@@ -16,6 +16,8 @@ pub struct ProcessInfo {
 pub trait Processes {
     /// The processes whose name (or executable's file name) is `name`.
     fn find(&self, name: &str) -> Vec<ProcessInfo>;
+    /// The process with id `pid`, if it runs.
+    fn get(&self, pid: u32) -> Option<ProcessInfo>;
 }
 
 /// The operating system's process table, through `sysinfo`.
@@ -40,6 +42,14 @@ impl Processes for SystemProcesses {
         found.sort_by_key(|p| p.pid);
         found
     }
+
+    fn get(&self, pid: u32) -> Option<ProcessInfo> {
+        use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+        let mut system = System::new();
+        let pid = Pid::from_u32(pid);
+        system.refresh_processes_specifics(ProcessesToUpdate::Some(&[pid]), true, ProcessRefreshKind::nothing());
+        system.process(pid).map(|p| ProcessInfo { pid: p.pid().as_u32(), started: p.start_time() })
+    }
 }
 
 /// Linux shortens a process's name to 15 bytes, so the executable's file
@@ -58,6 +68,10 @@ pub struct FakeProcesses {
 impl Processes for FakeProcesses {
     fn find(&self, name: &str) -> Vec<ProcessInfo> {
         self.running.iter().filter(|(n, _)| n == name).map(|(_, p)| *p).collect()
+    }
+
+    fn get(&self, pid: u32) -> Option<ProcessInfo> {
+        self.running.iter().map(|(_, p)| *p).find(|p| p.pid == pid)
     }
 }
 

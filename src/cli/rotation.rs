@@ -1,0 +1,332 @@
+//! `rotation plan | start | status | run | confirm | skip | abort` and
+//! `config check`.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use color_eyre::eyre::{self, WrapErr};
+use keyturn::keys::{Key, KeyKind};
+use keyturn::rotation::persist::{self, PersistError};
+use keyturn::rotation::run::{self as runner, Edge};
+use keyturn::rotation::{Change, Event, Rotation, Setup, Status, Step, StepState};
+use keyturn::store::Store;
+use keyturn::system::{SystemCommands, SystemProcesses};
+use serde_json::json;
+
+use super::{NotFinished, Usage, input};
+
+/// The real system edge, waiting `wait` for each restart.
+fn edge(wait: Duration) -> Edge<'static> {
+    Edge {
+        processes: &SystemProcesses,
+        commands: &SystemCommands,
+        wait,
+        poll: Duration::from_millis(250),
+        command_timeout: Duration::from_secs(120),
+    }
+}
+
+/// The step's marker: `[x]` done, `[>]` current, `[ ]` pending, `[-]`
+/// skipped, `[!]` failed.
+pub fn marker(step: &Step, current: bool) -> &'static str {
+    match &step.state {
+        StepState::Done { .. } => "[x]",
+        StepState::Skipped { .. } => "[-]",
+        StepState::Failed { .. } => "[!]",
+        _ if current => "[>]",
+        _ => "[ ]",
+    }
+}
+
+fn print_steps(out: &mut impl Write, steps: &[Step], current: Option<&str>) -> std::io::Result<()> {
+    for step in steps {
+        let is_current = current == Some(step.id.as_str());
+        writeln!(out, "{} {:<22} {}", marker(step, is_current), step.id, step.title)?;
+        if let Some(evidence) = step.state.evidence() {
+            writeln!(out, "      {evidence}")?;
+        }
+    }
+    Ok(())
+}
+
+fn describe(r: &Rotation) -> String {
+    let setup = match r.setup {
+        Setup::Single => "single machine",
+        Setup::Multi => "multiple machines",
+    };
+    let status = match &r.status {
+        Status::Open => "open".to_string(),
+        Status::Finished { at } => format!("finished {}", at.strftime("%Y-%m-%d %H:%M UTC")),
+        Status::Aborted { at, reason } => format!("aborted {} ({reason})", at.strftime("%Y-%m-%d %H:%M UTC")),
+    };
+    format!("{} key rotation, {setup}, {}: {status}", capital(r.kind.name()), variant_name(r))
+}
+
+fn variant_name(r: &Rotation) -> &'static str {
+    use keyturn::rotation::Variant;
+    match r.variant {
+        Variant::FirstCustom => "first custom key",
+        Variant::Regenerated => "re-generated custom key",
+        Variant::Import => "import",
+        Variant::Reset => "reset to default",
+    }
+}
+
+fn capital(word: &str) -> String {
+    let mut c = word.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+pub fn plan(store: &Store, kind: KeyKind, setup: Setup, reset: bool) -> eyre::Result<()> {
+    let (variant, steps) = runner::plan(store, kind, setup, reset)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "The {kind} key rotation ({setup:?} setup, {variant:?}) would run these steps here:")?;
+    print_steps(&mut out, &steps, None)?;
+    Ok(())
+}
+
+pub fn start(
+    store: &mut Store,
+    kind: KeyKind,
+    setup: Setup,
+    key_source: KeySource<'_>,
+    wait: Duration,
+) -> eyre::Result<()> {
+    let key = match key_source {
+        KeySource::Reset if kind == KeyKind::Encryption => {
+            return Err(Usage("the encryption key has no reset (as in the original); import a new key".into()).into());
+        }
+        KeySource::Reset => None,
+        KeySource::Generate => Some(Key::generate(kind)?),
+        KeySource::Input(file) => {
+            let text = input::key_text(kind, file)?;
+            Some(Key::parse(kind, &text).wrap_err("the rotation was not started")?)
+        }
+    };
+    let rotation = runner::start(store, kind, setup, key, &edge(wait)).wrap_err("the rotation was not started")?;
+    eprintln!("{} started; the key is imported.", describe(&rotation));
+    if setup == Setup::Multi {
+        eprintln!("Other machines need this key: `keyturn show {kind}` prints it when the distribute step comes.");
+    }
+    eprintln!("Next: keyturn rotation run");
+    let mut out = std::io::stdout().lock();
+    print_steps(&mut out, &rotation.steps, rotation.current().map(|s| s.id.as_str()))?;
+    Ok(())
+}
+
+/// Where `rotation start` takes its key from.
+pub enum KeySource<'a> {
+    /// A new key.
+    Generate,
+    /// Standard input or a file.
+    Input(Option<&'a Path>),
+    /// The communication key's default.
+    Reset,
+}
+
+fn rotation_json(r: &Rotation) -> serde_json::Value {
+    let current = r.current().map(|s| s.id.clone());
+    json!({
+        "id": r.id,
+        "kind": r.kind,
+        "setup": r.setup,
+        "variant": r.variant,
+        "status": match r.status { Status::Open => "open", Status::Finished { .. } => "finished", Status::Aborted { .. } => "aborted" },
+        "revision": r.revision,
+        "old_fingerprint": r.old_fingerprint,
+        "new_fingerprint": r.new_fingerprint,
+        "started": r.started.to_string(),
+        "operator": r.operator,
+        "machine": r.machine,
+        "current": current,
+        "steps": r.steps.iter().map(|s| json!({
+            "id": s.id,
+            "title": s.title,
+            "kind": s.kind,
+            "state": s.state.name(),
+            "seed_steps": s.seed_steps,
+            "evidence": s.state.evidence(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The open rotation's summary for `keyturn status --json`.
+pub fn summary_json(home: &Path) -> eyre::Result<serde_json::Value> {
+    Ok(match persist::open_rotation(home)? {
+        None => serde_json::Value::Null,
+        Some(r) => json!({
+            "id": r.id,
+            "kind": r.kind,
+            "setup": r.setup,
+            "variant": r.variant,
+            "current": r.current().map(|s| s.id.clone()),
+        }),
+    })
+}
+
+pub fn status(store: &Store, json: bool) -> eyre::Result<()> {
+    let rotation = persist::load(&store.home().dir)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let value = rotation.as_ref().map_or(serde_json::Value::Null, rotation_json);
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        return Ok(());
+    }
+    let Some(r) = rotation else {
+        writeln!(out, "No rotation here yet; `keyturn rotation start` begins one.")?;
+        return Ok(());
+    };
+    print_rotation(&mut out, &r)?;
+    Ok(())
+}
+
+fn print_rotation(out: &mut impl Write, r: &Rotation) -> std::io::Result<()> {
+    writeln!(out, "{} (revision {})", describe(r), r.revision)?;
+    writeln!(
+        out,
+        "{} -> {}, started {} by {} on {}",
+        r.old_fingerprint,
+        r.new_fingerprint,
+        r.started.strftime("%Y-%m-%d %H:%M UTC"),
+        r.operator,
+        r.machine
+    )?;
+    print_steps(out, &r.steps, r.current().map(|s| s.id.as_str()))
+}
+
+pub fn run(store: &mut Store, file: Option<&Path>, wait: Duration) -> eyre::Result<()> {
+    let home = store.home().dir.clone();
+    let open = persist::open_rotation(&home)?.ok_or(PersistError::NoneOpen)?;
+    // A key is read only when an import was cut short before it happened.
+    let needs_key = open.current().is_some_and(|s| s.id == "import")
+        && store.active_key(open.kind).fingerprint() != open.new_fingerprint
+        && open.new_fingerprint != Key::default_for(open.kind).fingerprint();
+    let key = if needs_key && (file.is_some() || !std::io::stdin().is_terminal()) {
+        let text = input::key_text(open.kind, file)?;
+        Some(Key::parse(open.kind, &text)?)
+    } else {
+        None
+    };
+    let show = std::io::stderr().is_terminal();
+    let rotation = runner::run(store, key, &edge(wait), &mut |what| {
+        if show {
+            eprintln!("... {what}");
+        }
+    })?;
+    let mut out = std::io::stdout().lock();
+    print_rotation(&mut out, &rotation)?;
+    finish_message(&rotation)
+}
+
+fn finish_message(rotation: &Rotation) -> eyre::Result<()> {
+    match (&rotation.status, rotation.current()) {
+        (Status::Finished { .. }, _) => {
+            eprintln!("The rotation is finished: every step is done or skipped.");
+            Ok(())
+        }
+        (Status::Open, Some(step)) => Err(NotFinished(format!(
+            "step `{}` needs a person: {}",
+            step.id,
+            step.state.evidence().unwrap_or(&step.title)
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+fn commit(store: &Store, event: Event) -> eyre::Result<Rotation> {
+    Ok(persist::commit(&store.home().dir, None, event)?)
+}
+
+pub fn confirm(store: &Store, step: &str, fingerprint: Option<&str>) -> eyre::Result<()> {
+    let change = match fingerprint {
+        Some(fp) => Change::VerifyMachine(fp.parse().map_err(|e: String| Usage(e))?),
+        None => Change::Confirm,
+    };
+    let rotation = commit(store, Event::step(step, change)).wrap_err(format!("step `{step}` was not checked off"))?;
+    eprintln!("Step `{step}` is done.");
+    next_hint(&rotation);
+    Ok(())
+}
+
+pub fn skip(store: &Store, step: &str, reason: &str) -> eyre::Result<()> {
+    let rotation = commit(store, Event::step(step, Change::Skip(reason.to_string())))
+        .wrap_err(format!("step `{step}` was not skipped"))?;
+    eprintln!("Step `{step}` is skipped: {}.", reason.trim());
+    next_hint(&rotation);
+    Ok(())
+}
+
+fn next_hint(rotation: &Rotation) {
+    match rotation.current() {
+        Some(next) => eprintln!("Next: `{}`, {}; keyturn rotation run", next.id, next.title),
+        None => eprintln!("The rotation is finished: every step is done or skipped."),
+    }
+}
+
+pub fn abort(store: &Store, reason: Option<&str>) -> eyre::Result<()> {
+    let rotation = commit(store, Event::Abort { reason: reason.unwrap_or_default().to_string() })?;
+    eprintln!(
+        "The rotation is aborted and recorded. The key was not rolled back: the {} key is still {}; import the old key (or reset) to go back.",
+        rotation.kind,
+        store.active_key(rotation.kind).fingerprint()
+    );
+    Ok(())
+}
+
+pub fn config_check(store: &Store) -> eyre::Result<()> {
+    let config = store.config();
+    let home = &store.home().dir;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{} is valid.", home.join("keyturn.toml").display())?;
+    let roles: Vec<String> = config.machine.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+    writeln!(
+        out,
+        "This machine: roles [{}]; SMTP settings {}.",
+        roles.join(", "),
+        if config.machine.smtp { "configured" } else { "not configured" }
+    )?;
+    for entry in &config.publish {
+        writeln!(
+            out,
+            "Publish: the {} key is written to {} ({:?}) on every import and reset.",
+            entry.kind,
+            home.join(&entry.path).display(),
+            entry.encoding
+        )?;
+    }
+    let facts = runner::facts(store);
+    for (entry, dir) in config.projects.iter().zip(&facts.projects) {
+        let git = if facts.git_projects.contains(dir) { "Git work tree: push/pull checked with git" } else { "no Git" };
+        let exists = if dir.is_dir() { "" } else { " (MISSING)" };
+        let bug = if entry.bug_tracker { ", bug tracker" } else { "" };
+        writeln!(out, "Project: {}{exists}: {git}{bug}; upgraded in encryption rotations.", dir.display())?;
+    }
+    for (id, name, c) in config.components.all() {
+        let found = match (&c.service, &c.process) {
+            (Some(s), _) => format!("service `{s}`"),
+            (None, Some(p)) => format!("process `{p}`"),
+            (None, None) => "not configured (its restart steps are skipped)".into(),
+        };
+        let cmd = |label: &str, c: &Option<Vec<String>>| {
+            c.as_ref().map(|c| format!("; {label}: {}", c.join(" "))).unwrap_or_default()
+        };
+        writeln!(
+            out,
+            "Component {id} ({name}): {found}{}{}{}.",
+            cmd("restart", &c.restart),
+            cmd("start", &c.start),
+            cmd("check", &c.check)
+        )?;
+    }
+    for (id, step) in &config.steps {
+        writeln!(out, "Step {id}: runs `{}` and is done when it exits 0.", step.command.join(" "))?;
+    }
+    for m in &config.machines {
+        let roles: Vec<String> = m.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+        writeln!(out, "Machine {} [{}]: reached with `{}`.", m.name, roles.join(", "), m.command().join(" "))?;
+    }
+    writeln!(out, "The default component names are Test Studio's on Windows: check them against this installation.")?;
+    Ok(())
+}

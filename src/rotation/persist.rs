@@ -1,0 +1,155 @@
+//! The rotation on disk: `rotation.json` in the home, written crash-safely
+//! after every transition, with a revision that two writers check so neither
+//! overwrites the other's steps. Closed rotations move to `rotations/`.
+//! Every transition is also an audit line, appended idempotently from the
+//! rotation's history, so a crash between the two writes neither loses nor
+//! doubles a line.
+
+use std::path::Path;
+
+use jiff::Timestamp;
+
+use super::state::{Event, Rotation, TransitionError, apply};
+use crate::store::audit::{self, AuditLine};
+use crate::store::file::{self, Guard, text};
+use crate::store::lock::{self, Lock};
+use crate::store::{StoreError, atomic};
+
+/// The open (or last) rotation's file in the home.
+pub const ROTATION_FILE: &str = "rotation.json";
+/// Where closed rotations are kept.
+pub const ARCHIVE_DIR: &str = "rotations";
+/// The rotation file format this keyturn reads and writes.
+pub const FORMAT: u32 = 1;
+
+/// Why a rotation could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("the rotation changed meanwhile (revision {expected}, now {found}): another keyturn drove it; look again")]
+    Conflict { expected: u64, found: u64 },
+    #[error("no rotation is open here; `keyturn rotation start` begins one")]
+    NoneOpen,
+}
+
+/// The rotation in `home`, open or closed, if any.
+pub fn load(home: &Path) -> Result<Option<Rotation>, StoreError> {
+    let path = home.join(ROTATION_FILE);
+    let Some(bytes) = file::read(&path, Guard::Secret)? else { return Ok(None) };
+    let text = text(&path, &bytes)?;
+    if text.trim().is_empty() {
+        return Err(StoreError::Corrupt { path, problem: "is empty (truncated?)".into() });
+    }
+    let rotation: Rotation = serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        path: path.clone(),
+        problem: format!("line {}: {}", e.line(), first_clause(&e.to_string())),
+    })?;
+    if rotation.format != FORMAT {
+        return Err(StoreError::UnknownVersion { path, found: i64::from(rotation.format) });
+    }
+    Ok(Some(rotation))
+}
+
+/// serde_json's message without its position (given separately).
+fn first_clause(message: &str) -> &str {
+    message.split(" at line ").next().unwrap_or(message)
+}
+
+/// The open rotation in `home`, if any.
+pub fn open_rotation(home: &Path) -> Result<Option<Rotation>, StoreError> {
+    Ok(load(home)?.filter(Rotation::is_open))
+}
+
+/// Writes `rotation` as the next revision after `expected`. The caller holds
+/// the store's lock.
+fn save(home: &Path, rotation: &mut Rotation, expected: u64) -> Result<(), PersistError> {
+    let found = load(home)?.map_or(0, |r| r.revision);
+    if found != expected {
+        return Err(PersistError::Conflict { expected, found });
+    }
+    rotation.revision = expected + 1;
+    let path = home.join(ROTATION_FILE);
+    let json =
+        serde_json::to_string_pretty(rotation).map_err(|e| StoreError::Io { path: path.clone(), source: e.into() })?;
+    atomic::write(&path, json.as_bytes(), atomic::Access::OwnerOnly)
+        .map_err(|source| StoreError::Io { path, source })?;
+    Ok(())
+}
+
+/// Appends to the audit log every transition of `rotation` not yet there.
+pub fn sync_audit(home: &Path, rotation: &Rotation) -> Result<(), StoreError> {
+    let logged = audit::last_seq(home, &rotation.id)?;
+    for t in rotation.history.iter().filter(|t| t.seq > logged) {
+        AuditLine {
+            time: t.at.to_string(),
+            kind: Some(rotation.kind),
+            old: Some(rotation.old_fingerprint),
+            new: Some(rotation.new_fingerprint),
+            rotation: Some(rotation.id.clone()),
+            seq: Some(t.seq),
+            step: t.step.clone(),
+            ..AuditLine::new("rotation", t.outcome.clone())
+        }
+        .append(home)?;
+    }
+    Ok(())
+}
+
+/// Starts `rotation` as the home's one rotation: refused while another is
+/// open; a closed one is archived first. Returns the lock, held, so that the
+/// caller's first step (the import) follows without a gap.
+pub fn begin(home: &Path, rotation: &mut Rotation) -> Result<Lock, PersistError> {
+    atomic::create_private_dir(home).map_err(|source| StoreError::Io { path: home.to_path_buf(), source })?;
+    let lock = Lock::acquire(home, "rotation start", lock::default_wait())?;
+    let previous = load(home)?;
+    let mut expected = 0;
+    if let Some(previous) = previous {
+        if previous.is_open() {
+            return Err(StoreError::RotationOpen { id: previous.id, kind: previous.kind }.into());
+        }
+        archive(home, &previous)?;
+        expected = previous.revision;
+    }
+    save(home, rotation, expected)?;
+    sync_audit(home, rotation)?;
+    Ok(lock)
+}
+
+fn archive(home: &Path, rotation: &Rotation) -> Result<(), StoreError> {
+    let dir = home.join(ARCHIVE_DIR);
+    atomic::create_private_dir(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+    let path = dir.join(format!("{}.json", rotation.id.replace(':', "-")));
+    let json =
+        serde_json::to_string_pretty(rotation).map_err(|e| StoreError::Io { path: path.clone(), source: e.into() })?;
+    atomic::write(&path, json.as_bytes(), atomic::Access::OwnerOnly).map_err(|source| StoreError::Io { path, source })
+}
+
+/// Applies `event` to the open rotation, which must still be at revision
+/// `expected` (when given), and persists it. Takes the lock for just this.
+pub fn commit(home: &Path, expected: Option<u64>, event: Event) -> Result<Rotation, PersistError> {
+    let _lock = Lock::acquire(home, "rotation", lock::default_wait())?;
+    commit_locked(home, expected, event)
+}
+
+/// [`commit`] for a caller that holds the lock.
+pub fn commit_locked(home: &Path, expected: Option<u64>, event: Event) -> Result<Rotation, PersistError> {
+    let rotation = load(home)?.ok_or(PersistError::NoneOpen)?;
+    // A crash after an earlier write may have left audit lines behind.
+    sync_audit(home, &rotation)?;
+    if let Some(expected) = expected
+        && expected != rotation.revision
+    {
+        return Err(PersistError::Conflict { expected, found: rotation.revision });
+    }
+    let revision = rotation.revision;
+    let mut next = apply(rotation.clone(), event, Timestamp::now())?;
+    if next == rotation {
+        return Ok(next);
+    }
+    save(home, &mut next, revision)?;
+    sync_audit(home, &next)?;
+    Ok(next)
+}
