@@ -131,8 +131,10 @@ fn step(id: &str, kind: StepKind, action: Action, seeds: &[u8], title: &str, det
 }
 
 impl Draft {
+    /// Marks the step skipped with `reason` unless it applies; the first
+    /// reason found stands.
     fn skip_unless(mut self, applies: bool, reason: &str) -> Draft {
-        if !applies {
+        if !applies && self.skip.is_none() {
             self.skip = Some(reason.into());
         }
         self
