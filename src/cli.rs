@@ -360,6 +360,12 @@ fn exit_code(report: &eyre::Report) -> u8 {
 
 fn run(cli: Cli) -> eyre::Result<()> {
     let Some(command) = cli.command else {
+        // Until the wizard lands, a bare keyturn on a home with a rotation
+        // open shows that rotation.
+        let home = Home::resolve(&HomeInputs::from_process(cli.home.clone()))?;
+        if keyturn::rotation::persist::open_rotation(&home.dir).ok().flatten().is_some() {
+            rotation::status(&Store::open(home)?, false)?;
+        }
         return Err(Usage(
             "the terminal wizard is not in this build yet; run `keyturn --help` for the commands".into(),
         )

@@ -423,6 +423,16 @@ impl std::str::FromStr for Fingerprint {
     }
 }
 
+/// A fixed key for tests, different for each `seed`.
+#[cfg(test)]
+pub(crate) fn test_key(kind: KeyKind, seed: u8) -> Key {
+    let mut raw = [0u8; KEY_LEN];
+    for (i, b) in raw.iter_mut().enumerate() {
+        *b = seed.wrapping_mul(31).wrapping_add(i as u8);
+    }
+    Key::from_bytes(kind, raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -370,11 +370,7 @@ mod tests {
     use crate::keys::{Key, KeyKind};
 
     fn key(seed: u8) -> Key {
-        let mut raw = [0u8; 32];
-        for (i, b) in raw.iter_mut().enumerate() {
-            *b = seed.wrapping_mul(13).wrapping_add(i as u8);
-        }
-        Key::from_bytes(KeyKind::Encryption, raw)
+        crate::keys::test_key(KeyKind::Encryption, seed)
     }
 
     #[test]

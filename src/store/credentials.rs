@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::StoreError;
-use super::file::{text, toml_problem};
+use super::file::versioned_list;
 use crate::keys::Fingerprint;
 use crate::token::{Keyring, ParsedToken, TokenError};
 
@@ -131,26 +131,8 @@ impl CredentialsFile {
 
     /// Parses and checks the file at `path` (for messages).
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<CredentialsFile, StoreError> {
-        let text = text(path, bytes)?;
+        let entries = versioned_list(path, bytes, FORMAT, "credentials")?;
         let corrupt = |problem: String| StoreError::Corrupt { path: path.to_path_buf(), problem };
-        if text.trim().is_empty() {
-            return Err(corrupt("is empty (truncated?)".into()));
-        }
-        let table: toml::Table = toml::from_str(text).map_err(|e| corrupt(toml_problem(text, &e)))?;
-        if let Some(unknown) = table.keys().find(|k| *k != "format" && *k != "credentials") {
-            return Err(corrupt(format!("unknown field `{unknown}`")));
-        }
-        match table.get("format") {
-            None => return Err(corrupt("missing field `format`".into())),
-            Some(toml::Value::Integer(FORMAT)) => {}
-            Some(toml::Value::Integer(found)) => {
-                return Err(StoreError::UnknownVersion { path: path.to_path_buf(), found: *found });
-            }
-            Some(_) => return Err(corrupt("`format` is not a number".into())),
-        }
-        let Some(toml::Value::Array(entries)) = table.get("credentials") else {
-            return Err(corrupt("missing list `credentials`".into()));
-        };
         let mut file = CredentialsFile::default();
         for (i, entry) in entries.iter().enumerate() {
             let credential = parse_entry(entry).map_err(|p| corrupt(format!("credential entry {}: {p}", i + 1)))?;

@@ -99,3 +99,30 @@ pub fn toml_problem(text: &str, err: &toml::de::Error) -> String {
         None => message.to_string(),
     }
 }
+
+/// The entries of a versioned store file: `format = <format>` and the list
+/// `list`, nothing else; any other shape is refused naming the file.
+pub fn versioned_list(path: &Path, bytes: &[u8], format: i64, list: &str) -> Result<Vec<toml::Value>, StoreError> {
+    let text = text(path, bytes)?;
+    let corrupt = |problem: String| StoreError::Corrupt { path: path.to_path_buf(), problem };
+    if text.trim().is_empty() {
+        return Err(corrupt("is empty (truncated?)".into()));
+    }
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| corrupt(toml_problem(text, &e)))?;
+    if let Some(unknown) = table.keys().find(|k| *k != "format" && *k != list) {
+        return Err(corrupt(format!("unknown field `{unknown}`")));
+    }
+    match table.get("format") {
+        None => return Err(corrupt("missing field `format`".into())),
+        Some(toml::Value::Integer(found)) if *found == format => {}
+        Some(toml::Value::Integer(found)) => {
+            return Err(StoreError::UnknownVersion { path: path.to_path_buf(), found: *found });
+        }
+        Some(_) => return Err(corrupt("`format` is not a number".into())),
+    }
+    match table.remove(list) {
+        None => Err(corrupt(format!("missing field `{list}`"))),
+        Some(toml::Value::Array(entries)) => Ok(entries),
+        Some(_) => Err(corrupt(format!("`{list}` is not a list"))),
+    }
+}

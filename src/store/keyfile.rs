@@ -22,7 +22,7 @@ use jiff::Timestamp;
 use zeroize::Zeroizing;
 
 use super::StoreError;
-use super::file::{text, toml_problem};
+use super::file::versioned_list;
 use crate::keys::{Fingerprint, Key, KeyKind};
 
 /// The keys file format this keyturn reads and writes.
@@ -79,30 +79,8 @@ impl KeysFile {
 
     /// Parses and checks the file at `path` (for messages).
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<KeysFile, StoreError> {
-        let text = text(path, bytes)?;
-        if text.trim().is_empty() {
-            return Err(StoreError::corrupt(path, "is empty (truncated?)"));
-        }
-        let table: toml::Table = toml::from_str(text).map_err(|e| StoreError::corrupt(path, toml_problem(text, &e)))?;
+        let entries = versioned_list(path, bytes, FORMAT, "keys")?;
         let corrupt = |problem: String| StoreError::corrupt(path, problem);
-        for name in table.keys() {
-            if name != "format" && name != "keys" {
-                return Err(corrupt(format!("unknown field `{name}`")));
-            }
-        }
-        match table.get("format") {
-            None => return Err(corrupt("missing field `format`".into())),
-            Some(toml::Value::Integer(FORMAT)) => {}
-            Some(toml::Value::Integer(found)) => {
-                return Err(StoreError::UnknownVersion { path: path.to_path_buf(), found: *found });
-            }
-            Some(_) => return Err(corrupt("`format` is not a number".into())),
-        }
-        let entries = match table.get("keys") {
-            None => return Err(corrupt("missing field `keys`".into())),
-            Some(toml::Value::Array(entries)) => entries,
-            Some(_) => return Err(corrupt("`keys` is not a list of keys".into())),
-        };
         let mut file = KeysFile::default();
         for (i, entry) in entries.iter().enumerate() {
             let stored = parse_entry(entry).map_err(|problem| corrupt(format!("key entry {}: {problem}", i + 1)))?;
