@@ -360,16 +360,9 @@ fn exit_code(report: &eyre::Report) -> u8 {
 
 fn run(cli: Cli) -> eyre::Result<()> {
     let Some(command) = cli.command else {
-        // Until the wizard lands, a bare keyturn on a home with a rotation
-        // open shows that rotation.
+        // The wizard; it opens on a rotation left open.
         let home = Home::resolve(&HomeInputs::from_process(cli.home.clone()))?;
-        if keyturn::rotation::persist::open_rotation(&home.dir).ok().flatten().is_some() {
-            rotation::status(&Store::open(home)?, false)?;
-        }
-        return Err(Usage(
-            "the terminal wizard is not in this build yet; run `keyturn --help` for the commands".into(),
-        )
-        .into());
+        return Ok(keyturn::tui::run(home, cli.ascii, std::time::Duration::from_secs(60))?);
     };
     let open = || -> eyre::Result<Store> {
         let home = Home::resolve(&HomeInputs::from_process(cli.home.clone()))?;

@@ -1,5 +1,6 @@
-//! keyturn's domain: keys, tokens and the machine's store. Nothing here knows
-//! there is a terminal.
+//! keyturn: the domain (keys, tokens, the machine's store, projects,
+//! rotations), which never knows there is a terminal; the system edge
+//! (`system`); and the terminal wizard (`tui`), which draws the domain.
 
 pub mod fault;
 pub mod keys;
@@ -8,3 +9,4 @@ pub mod rotation;
 pub mod store;
 pub mod system;
 pub mod token;
+pub mod tui;

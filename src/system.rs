@@ -1,6 +1,7 @@
 //! The system edge: what keyturn asks of the operating system, behind small
 //! traits with fakes for tests.
 
+pub mod clipboard;
 pub mod command;
 mod identity;
 pub mod processes;

@@ -1,0 +1,875 @@
+//! The wizard's state and how actions change it (the model and `update` of
+//! the Elm architecture). Drawing is in `view`; keys become actions in
+//! `keymap`; everything the wizard does to the machine goes through the
+//! domain (store, rotation) and the system edge passed in.
+
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use super::keymap::Action;
+use crate::keys::{Key, KeyKind};
+use crate::rotation::persist;
+use crate::rotation::run::{self as runner, Edge};
+use crate::rotation::{Action as StepAction, Change, Event, Rotation, Setup, StepKind};
+use crate::store::credentials::CredentialName;
+use crate::store::home::Home;
+use crate::store::{KeyStatus, Store};
+use crate::system::clipboard::{Clipboard, Copied};
+use crate::system::{SystemCommands, SystemProcesses};
+
+/// How long a copied key stays on the clipboard.
+pub const CLIPBOARD_SECONDS: u64 = 30;
+/// How long a shown key stays on screen.
+pub const SHOW_SECONDS: u64 = 60;
+
+/// The tabs, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    Encryption,
+    Communication,
+    Rotation,
+    Machines,
+}
+
+impl Tab {
+    /// All tabs, in order.
+    pub const ALL: [Tab; 4] = [Tab::Encryption, Tab::Communication, Tab::Rotation, Tab::Machines];
+
+    /// Its title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Encryption => "Encryption",
+            Tab::Communication => "Communication",
+            Tab::Rotation => "Rotation",
+            Tab::Machines => "Machines",
+        }
+    }
+
+    fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+
+    /// The next tab.
+    pub fn next(self) -> Tab {
+        Tab::ALL[(self.index() + 1) % Tab::ALL.len()]
+    }
+
+    /// The previous tab.
+    pub fn prev(self) -> Tab {
+        Tab::ALL[(self.index() + Tab::ALL.len() - 1) % Tab::ALL.len()]
+    }
+
+    /// The key tab's kind.
+    pub fn kind(self) -> Option<KeyKind> {
+        match self {
+            Tab::Encryption => Some(KeyKind::Encryption),
+            Tab::Communication => Some(KeyKind::Communication),
+            _ => None,
+        }
+    }
+}
+
+/// The controls of a key tab, in focus order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyControl {
+    Copy,
+    Show,
+    Reset,
+    Generate,
+    Field,
+    Import,
+}
+
+impl KeyControl {
+    const ORDER: [KeyControl; 6] =
+        [KeyControl::Copy, KeyControl::Show, KeyControl::Reset, KeyControl::Generate, KeyControl::Field, KeyControl::Import];
+
+    /// Its label.
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyControl::Copy => "Copy to Clipboard",
+            KeyControl::Show => "Show",
+            KeyControl::Reset => "Reset to Default",
+            KeyControl::Generate => "Generate",
+            KeyControl::Field => "",
+            KeyControl::Import => "Import",
+        }
+    }
+}
+
+/// One key tab's state.
+#[derive(Debug)]
+pub struct KeyPane {
+    /// Which key.
+    pub kind: KeyKind,
+    /// The focused control.
+    pub focus: KeyControl,
+    /// The Replace Key field: generated or pasted key text.
+    pub field: Zeroizing<String>,
+    /// The key's state in the store.
+    pub status: Option<KeyStatus>,
+}
+
+/// The controls of the Rotation tab, in focus order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RotationControl {
+    Steps,
+    Run,
+    Confirm,
+    Skip,
+    Enter,
+    Abort,
+}
+
+impl RotationControl {
+    /// All, in focus order.
+    pub const ORDER: [RotationControl; 6] = [
+        RotationControl::Steps,
+        RotationControl::Run,
+        RotationControl::Confirm,
+        RotationControl::Skip,
+        RotationControl::Enter,
+        RotationControl::Abort,
+    ];
+}
+
+/// What a one-line input dialog is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputPurpose {
+    /// The reason for skipping a step.
+    SkipReason { step: String },
+    /// The fingerprint another machine shows.
+    Fingerprint { step: String },
+    /// The reason for aborting.
+    AbortReason,
+}
+
+/// A dialog over the tabs.
+#[derive(Debug)]
+pub enum Dialog {
+    /// Every key.
+    Help,
+    /// Import (or reset) confirmation with the setup choice.
+    Confirm { kind: KeyKind, key: Option<Key>, multi: bool, lines: Vec<String> },
+    /// The key, alone on its line, until `until` or any key.
+    Show { kind: KeyKind, text: Zeroizing<String>, until: Instant },
+    /// One line of text.
+    Input { purpose: InputPurpose, value: String },
+    /// A credential: user name and masked secret.
+    Credential { name: CredentialName, user: String, secret: Zeroizing<String>, on_secret: bool },
+    /// A message to acknowledge.
+    Message { title: String, text: String },
+}
+
+/// A message from background work.
+#[derive(Debug)]
+pub enum WorkMessage {
+    /// What is going on.
+    Progress(String),
+    /// Finished: the rotation as it stands, or an error.
+    Done(Result<Rotation, String>),
+}
+
+/// Background work the wizard watches (a rotation running its steps).
+#[derive(Debug)]
+pub struct Work {
+    /// What it is.
+    pub label: String,
+    /// The latest progress.
+    pub progress: String,
+    receiver: Receiver<WorkMessage>,
+}
+
+/// How the wizard was started.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Run rotation work on a thread (false in tests: inline).
+    pub background: bool,
+    /// How long a restart step waits.
+    pub wait: Duration,
+}
+
+/// The wizard's whole state.
+pub struct App {
+    /// The store's home.
+    pub home: Home,
+    /// The visible tab.
+    pub tab: Tab,
+    /// The Encryption and Communication tabs.
+    pub panes: [KeyPane; 2],
+    /// The rotation, open or last.
+    pub rotation: Option<Rotation>,
+    /// The Rotation tab's focused control.
+    pub rotation_focus: RotationControl,
+    /// The selected step in the checklist.
+    pub selected: usize,
+    /// The roster (name, roles), for the Machines tab.
+    pub machines: Vec<(String, String)>,
+    /// The status line.
+    pub status: String,
+    /// The store could not be read: why (the wizard shows it, changes nothing).
+    pub store_error: Option<String>,
+    /// The open dialog.
+    pub dialog: Option<Dialog>,
+    /// Background work under way.
+    pub work: Option<Work>,
+    /// The copied key and when to clear it.
+    pub clipboard_clear: Option<(Instant, Zeroizing<String>)>,
+    /// Set when the wizard should end.
+    pub quit: bool,
+    options: Options,
+    clipboard: Box<dyn Clipboard>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("home", &self.home).field("tab", &self.tab).finish_non_exhaustive()
+    }
+}
+
+/// The real system edge, waiting `wait` for each restart.
+fn edge(wait: Duration) -> Edge<'static> {
+    Edge {
+        processes: &SystemProcesses,
+        commands: &SystemCommands,
+        wait,
+        poll: Duration::from_millis(250),
+        command_timeout: Duration::from_secs(120),
+    }
+}
+
+fn pane_index(kind: KeyKind) -> usize {
+    match kind {
+        KeyKind::Encryption => 0,
+        KeyKind::Communication => 1,
+    }
+}
+
+impl App {
+    /// The wizard on `home`; opens on the rotation if one is open.
+    pub fn new(home: Home, clipboard: Box<dyn Clipboard>, options: Options) -> App {
+        let pane = |kind| KeyPane { kind, focus: KeyControl::Generate, field: Zeroizing::new(String::new()), status: None };
+        let mut app = App {
+            home,
+            tab: Tab::Encryption,
+            panes: [pane(KeyKind::Encryption), pane(KeyKind::Communication)],
+            rotation: None,
+            rotation_focus: RotationControl::Steps,
+            selected: 0,
+            machines: Vec::new(),
+            status: String::new(),
+            store_error: None,
+            dialog: None,
+            work: None,
+            clipboard_clear: None,
+            quit: false,
+            options,
+            clipboard,
+        };
+        app.reload();
+        if app.rotation.as_ref().is_some_and(Rotation::is_open) {
+            app.tab = Tab::Rotation;
+            app.status = "A rotation is open: it continues where it stopped.".into();
+        }
+        app
+    }
+
+    /// Reads the store and the rotation again.
+    pub fn reload(&mut self) {
+        match Store::open(self.home.clone()) {
+            Ok(store) => {
+                self.store_error = None;
+                for pane in &mut self.panes {
+                    pane.status = Some(store.status(pane.kind));
+                }
+                self.machines = store
+                    .config()
+                    .machines
+                    .iter()
+                    .map(|m| (m.name.clone(), m.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect::<Vec<_>>().join(", ")))
+                    .collect();
+                match persist::load(&self.home.dir) {
+                    Ok(rotation) => self.rotation = rotation,
+                    Err(e) => self.store_error = Some(e.to_string()),
+                }
+            }
+            Err(e) => self.store_error = Some(e.to_string()),
+        }
+        if let Some(current) = self.rotation.as_ref().and_then(|r| r.steps.iter().position(|s| !s.state.is_closed())) {
+            self.selected = current;
+        }
+    }
+
+    fn store(&self) -> Result<Store, String> {
+        Store::open(self.home.clone()).map_err(|e| e.to_string())
+    }
+
+    /// The key tab on screen, if it is one.
+    pub fn pane(&self) -> Option<&KeyPane> {
+        self.tab.kind().map(|k| &self.panes[pane_index(k)])
+    }
+
+    fn pane_mut(&mut self) -> Option<&mut KeyPane> {
+        self.tab.kind().map(|k| &mut self.panes[pane_index(k)])
+    }
+
+    /// Whether a text field has the keyboard (so letters are text).
+    pub fn typing(&self) -> bool {
+        match &self.dialog {
+            Some(Dialog::Input { .. } | Dialog::Credential { .. }) => true,
+            Some(_) => false,
+            None => self.pane().is_some_and(|p| p.focus == KeyControl::Field),
+        }
+    }
+
+    /// Whether a key tab's control can be used now.
+    pub fn enabled(&self, pane: &KeyPane, control: KeyControl) -> bool {
+        let custom = pane.status.as_ref().is_some_and(|s| s.custom);
+        let busy = self.work.is_some() || self.rotation.as_ref().is_some_and(Rotation::is_open);
+        match control {
+            KeyControl::Copy | KeyControl::Show => custom,
+            KeyControl::Reset => pane.kind == KeyKind::Communication && custom && !busy,
+            KeyControl::Generate | KeyControl::Field => true,
+            KeyControl::Import => !pane.field.trim().is_empty() && !busy,
+        }
+    }
+
+    fn controls(&self, pane: &KeyPane) -> Vec<KeyControl> {
+        KeyControl::ORDER
+            .into_iter()
+            .filter(|c| *c != KeyControl::Reset || pane.kind == KeyKind::Communication)
+            .filter(|c| self.enabled(pane, *c))
+            .collect()
+    }
+
+    /// Whether a Rotation tab control can be used now.
+    pub fn rotation_enabled(&self, control: RotationControl) -> bool {
+        let Some(rotation) = self.rotation.as_ref().filter(|r| r.is_open()) else {
+            return control == RotationControl::Steps && self.rotation.is_some();
+        };
+        let current = rotation.current();
+        let idle = self.work.is_none();
+        match control {
+            RotationControl::Steps => true,
+            RotationControl::Run => idle,
+            RotationControl::Confirm => idle && current.is_some_and(|s| s.confirmable),
+            RotationControl::Skip => idle && current.is_some_and(|s| s.action != StepAction::Import),
+            RotationControl::Enter => {
+                idle && current.is_some_and(|s| matches!(s.kind, StepKind::Credential | StepKind::PerMachine))
+            }
+            RotationControl::Abort => idle,
+        }
+    }
+
+    /// The label of the Rotation tab's contextual control.
+    pub fn enter_label(&self) -> &'static str {
+        match self.rotation.as_ref().and_then(Rotation::current).map(|s| s.kind) {
+            Some(StepKind::PerMachine) => "Type fingerprint",
+            _ => "Enter credential",
+        }
+    }
+
+    /// When the wizard must wake without input: a shown key to hide, a
+    /// clipboard to clear, work to watch. `None`: wait for input only.
+    pub fn next_wake(&self, now: Instant) -> Option<Duration> {
+        let mut wake: Vec<Duration> = Vec::new();
+        if let Some(Dialog::Show { until, .. }) = &self.dialog {
+            wake.push(until.saturating_duration_since(now));
+        }
+        if let Some((at, _)) = &self.clipboard_clear {
+            wake.push(at.saturating_duration_since(now));
+        }
+        if self.work.is_some() {
+            wake.push(Duration::from_millis(100));
+        }
+        wake.into_iter().min()
+    }
+
+    /// Time passed: hide a shown key, clear the clipboard, collect work
+    /// messages. Returns whether anything changed on screen.
+    pub fn tick(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        if let Some(Dialog::Show { until, .. }) = &self.dialog
+            && now >= *until
+        {
+            self.dialog = None;
+            self.status = "The key is hidden again.".into();
+            changed = true;
+        }
+        if self.clipboard_clear.as_ref().is_some_and(|(at, _)| now >= *at)
+            && let Some((_, text)) = self.clipboard_clear.take()
+        {
+            self.clipboard.clear_if_holds(&text);
+            self.status = "The clipboard was cleared.".into();
+            changed = true;
+        }
+        changed | self.collect_work()
+    }
+
+    fn collect_work(&mut self) -> bool {
+        let Some(work) = &mut self.work else { return false };
+        let mut changed = false;
+        let mut done = None;
+        while let Ok(message) = work.receiver.try_recv() {
+            changed = true;
+            match message {
+                WorkMessage::Progress(p) => work.progress = p,
+                WorkMessage::Done(result) => done = Some(result),
+            }
+        }
+        if let Some(result) = done {
+            self.work = None;
+            self.finish_run(result);
+        }
+        changed
+    }
+
+    /// Clears what keyturn copied, on the way out.
+    pub fn shutdown(&mut self) {
+        if let Some((_, text)) = self.clipboard_clear.take() {
+            self.clipboard.clear_if_holds(&text);
+        }
+    }
+
+    /// Applies an action.
+    pub fn update(&mut self, action: Action) {
+        if action == Action::Quit {
+            self.quit = true;
+            return;
+        }
+        if self.dialog.is_some() {
+            self.update_dialog(action);
+            return;
+        }
+        match action {
+            Action::Help => self.dialog = Some(Dialog::Help),
+            Action::NextTab => self.tab = self.tab.next(),
+            Action::PrevTab => self.tab = self.tab.prev(),
+            Action::Tab(n) => self.tab = Tab::ALL[(n - 1).min(3)],
+            _ if self.tab.kind().is_some() => self.update_key_tab(action),
+            _ if self.tab == Tab::Rotation => self.update_rotation_tab(action),
+            _ => {}
+        }
+    }
+
+    fn move_focus(&mut self, forward: bool) {
+        let Some(pane) = self.pane() else { return };
+        let controls = self.controls(pane);
+        let at = controls.iter().position(|c| *c == pane.focus);
+        let next = match (at, forward) {
+            (Some(i), true) => controls[(i + 1) % controls.len()],
+            (Some(i), false) => controls[(i + controls.len() - 1) % controls.len()],
+            (None, _) => KeyControl::Generate,
+        };
+        if let Some(pane) = self.pane_mut() {
+            pane.focus = next;
+        }
+    }
+
+    fn update_key_tab(&mut self, action: Action) {
+        let Some(kind) = self.tab.kind() else { return };
+        match action {
+            Action::FocusNext | Action::Down => self.move_focus(true),
+            Action::FocusPrev | Action::Up => self.move_focus(false),
+            Action::Char(c) => {
+                if let Some(pane) = self.pane_mut()
+                    && pane.field.len() < 4096
+                {
+                    pane.field.push(c);
+                }
+            }
+            Action::Backspace => {
+                if let Some(pane) = self.pane_mut() {
+                    pane.field.pop();
+                }
+            }
+            Action::Paste(text) => {
+                let text = Zeroizing::new(text);
+                if let Some(pane) = self.pane_mut() {
+                    // A console wraps long lines: keep the paste's text,
+                    // drop its line breaks; the parser checks the rest.
+                    pane.field.clear();
+                    pane.field.extend(text.chars().filter(|c| *c != '\n' && *c != '\r').take(4096));
+                    pane.focus = KeyControl::Field;
+                }
+                self.status = "Key pasted. Press Import (Tab, Enter) when ready.".into();
+            }
+            Action::Back => {
+                if let Some(pane) = self.pane_mut() {
+                    if pane.focus == KeyControl::Field {
+                        pane.focus = KeyControl::Generate;
+                    }
+                }
+            }
+            Action::Activate | Action::Toggle => {
+                let Some(pane) = self.pane() else { return };
+                let focus = pane.focus;
+                if !self.enabled(pane, focus) {
+                    return;
+                }
+                match focus {
+                    KeyControl::Copy => self.copy(kind),
+                    KeyControl::Show => self.show(kind),
+                    KeyControl::Reset => self.confirm(kind, None),
+                    KeyControl::Generate => self.generate(kind),
+                    KeyControl::Field if action == Action::Activate => self.import(kind),
+                    KeyControl::Field => {
+                        if let Some(pane) = self.pane_mut() {
+                            pane.field.push(' ');
+                        }
+                    }
+                    KeyControl::Import => self.import(kind),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn custom_key(&mut self, kind: KeyKind) -> Option<Key> {
+        match self.store() {
+            Ok(store) => {
+                let key = store.active_key(kind);
+                (!key.is_default()).then_some(key)
+            }
+            Err(e) => {
+                self.status = e;
+                None
+            }
+        }
+    }
+
+    fn copy(&mut self, kind: KeyKind) {
+        let Some(key) = self.custom_key(kind) else { return };
+        let text = key.to_text();
+        self.status = match self.clipboard.copy(&text) {
+            Ok(Copied::System) => format!("Key copied to the clipboard; it is cleared in {CLIPBOARD_SECONDS} s and on exit."),
+            Ok(Copied::Terminal) => format!(
+                "Key sent to your terminal's clipboard (OSC 52; no terminal confirms it): cleared in {CLIPBOARD_SECONDS} s. If nothing arrived, use Show."
+            ),
+            Err(e) => format!("No clipboard here ({e}): use Show and select the line."),
+        };
+        self.clipboard_clear = Some((Instant::now() + Duration::from_secs(CLIPBOARD_SECONDS), text));
+    }
+
+    fn show(&mut self, kind: KeyKind) {
+        let Some(key) = self.custom_key(kind) else { return };
+        self.dialog = Some(Dialog::Show { kind, text: key.to_text(), until: Instant::now() + Duration::from_secs(SHOW_SECONDS) });
+        self.status = "Key shown.".into();
+    }
+
+    fn generate(&mut self, kind: KeyKind) {
+        match Key::generate(kind) {
+            Ok(key) => {
+                if let Some(pane) = self.pane_mut() {
+                    pane.field = key.to_text();
+                    pane.focus = KeyControl::Import;
+                }
+                self.status = "Key generated successfully. Ready to import.".into();
+            }
+            Err(e) => self.status = e.to_string(),
+        }
+    }
+
+    fn import(&mut self, kind: KeyKind) {
+        let Some(pane) = self.pane() else { return };
+        match Key::parse(kind, &pane.field) {
+            Ok(key) => self.confirm(kind, Some(key)),
+            Err(e) => self.status = format!("Not imported: {e}."),
+        }
+    }
+
+    /// Opens the import (or reset) confirmation: what will happen here.
+    fn confirm(&mut self, kind: KeyKind, key: Option<Key>) {
+        let store = match self.store() {
+            Ok(store) => store,
+            Err(e) => {
+                self.status = e;
+                return;
+            }
+        };
+        if let Some(r) = persist::open_rotation(&self.home.dir).ok().flatten() {
+            self.status = format!("A {} key rotation is open: finish or abort it on the Rotation tab first.", r.kind);
+            return;
+        }
+        let facts = runner::facts(&store);
+        let mut lines = Vec::new();
+        match &key {
+            Some(key) if store.active_key(kind) == *key => {
+                lines.push(format!("This {kind} key ({}) is already active; importing changes nothing.", key.fingerprint()));
+            }
+            Some(key) => lines.push(format!("The {kind} key becomes {} (now {}).", key.fingerprint(), store.active_key(kind).fingerprint())),
+            None => lines.push("The communication key goes back to the built-in default, which anyone with keyturn has.".into()),
+        }
+        if kind == KeyKind::Encryption {
+            lines.push(format!(
+                "Re-encrypted: {} credentials and the tokens of {} projects; the old key is kept to read older data.",
+                facts.credentials.len(),
+                facts.projects.len()
+            ));
+        }
+        let restarts: Vec<String> = runner::plan(&store, kind, Setup::Single, key.is_none())
+            .map(|(_, steps)| {
+                steps
+                    .iter()
+                    .filter(|s| s.kind == StepKind::Restart && !s.state.is_closed())
+                    .map(|s| s.title.trim_start_matches("Restart the ").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        lines.push(if restarts.is_empty() {
+            "No component is configured to restart here.".into()
+        } else {
+            format!("Then restarted, and checked to run with the new key: {}.", restarts.join(", "))
+        });
+        lines.push("Every other machine must import the same key.".into());
+        self.dialog = Some(Dialog::Confirm { kind, key, multi: false, lines });
+    }
+
+    fn update_dialog(&mut self, action: Action) {
+        let Some(dialog) = self.dialog.take() else { return };
+        self.dialog = match dialog {
+            Dialog::Help | Dialog::Message { .. } => match action {
+                Action::Activate | Action::Back | Action::Help | Action::Toggle => None,
+                _ => Some(dialog),
+            },
+            // Any key hides a shown key.
+            Dialog::Show { .. } => {
+                self.status = "The key is hidden again.".into();
+                None
+            }
+            Dialog::Confirm { kind, key, multi, lines } => match action {
+                Action::Back => {
+                    self.status = "Nothing was imported.".into();
+                    None
+                }
+                Action::Toggle | Action::Up | Action::Down | Action::FocusNext | Action::FocusPrev => {
+                    Some(Dialog::Confirm { kind, key, multi: !multi, lines })
+                }
+                Action::Activate => {
+                    self.start_rotation(kind, key, if multi { Setup::Multi } else { Setup::Single });
+                    self.dialog.take()
+                }
+                _ => Some(Dialog::Confirm { kind, key, multi, lines }),
+            },
+            Dialog::Input { purpose, mut value } => match action {
+                Action::Back => None,
+                Action::Char(c) if value.len() < 500 => {
+                    value.push(c);
+                    Some(Dialog::Input { purpose, value })
+                }
+                Action::Backspace => {
+                    value.pop();
+                    Some(Dialog::Input { purpose, value })
+                }
+                Action::Paste(text) => {
+                    value.push_str(text.lines().next().unwrap_or_default());
+                    Some(Dialog::Input { purpose, value })
+                }
+                Action::Activate => {
+                    self.submit_input(purpose, value);
+                    self.dialog.take()
+                }
+                _ => Some(Dialog::Input { purpose, value }),
+            },
+            Dialog::Credential { name, mut user, mut secret, on_secret } => match action {
+                Action::Back => None,
+                Action::FocusNext | Action::FocusPrev | Action::Up | Action::Down => {
+                    Some(Dialog::Credential { name, user, secret, on_secret: !on_secret })
+                }
+                Action::Char(c) => {
+                    if on_secret { secret.push(c) } else { user.push(c) }
+                    Some(Dialog::Credential { name, user, secret, on_secret })
+                }
+                Action::Paste(text) => {
+                    let line = text.lines().next().unwrap_or_default().to_string();
+                    if on_secret { secret.push_str(&Zeroizing::new(line)) } else { user.push_str(&line) }
+                    Some(Dialog::Credential { name, user, secret, on_secret })
+                }
+                Action::Backspace => {
+                    if on_secret { secret.pop() } else { user.pop() };
+                    Some(Dialog::Credential { name, user, secret, on_secret })
+                }
+                Action::Activate if !on_secret => Some(Dialog::Credential { name, user, secret, on_secret: true }),
+                Action::Activate => {
+                    self.store_credential(name, &user, &secret);
+                    self.dialog.take()
+                }
+                _ => Some(Dialog::Credential { name, user, secret, on_secret }),
+            },
+        };
+    }
+
+    fn edge(&self) -> Edge<'static> {
+        edge(self.options.wait)
+    }
+
+    fn start_rotation(&mut self, kind: KeyKind, key: Option<Key>, setup: Setup) {
+        let result = self.store().and_then(|mut store| runner::start(&mut store, kind, setup, key, &self.edge()).map_err(|e| e.to_string()));
+        match result {
+            Ok(rotation) => {
+                self.rotation = Some(rotation);
+                if let Some(pane) = self.pane_mut() {
+                    pane.field = Zeroizing::new(String::new());
+                    pane.focus = KeyControl::Generate;
+                }
+                self.reload();
+                self.tab = Tab::Rotation;
+                self.rotation_focus = RotationControl::Run;
+                self.status = if kind == KeyKind::Communication && self.panes[1].status.as_ref().is_some_and(|s| !s.custom) {
+                    "Key reset to the default. The rotation continues: Run checks the next steps.".into()
+                } else {
+                    "Key imported successfully. The rotation continues: Run checks the next steps.".into()
+                };
+                self.run_rotation();
+            }
+            Err(e) => self.status = format!("Not imported: {e}"),
+        }
+    }
+
+    /// Runs the rotation's steps until one needs a person: on a thread,
+    /// watched through the channel, so the wizard stays responsive.
+    pub fn run_rotation(&mut self) {
+        if self.work.is_some() {
+            return;
+        }
+        let home = self.home.clone();
+        let wait = self.options.wait;
+        let job = move |report: &mut dyn FnMut(WorkMessage)| {
+            let edge = edge(wait);
+            let result = Store::open(home)
+                .map_err(|e| e.to_string())
+                .and_then(|mut store| runner::run(&mut store, None, &edge, &mut |p| report(WorkMessage::Progress(p.to_string()))).map_err(|e| e.to_string()));
+            report(WorkMessage::Done(result));
+        };
+        let (sender, receiver) = channel();
+        self.work = Some(Work { label: "Running the rotation".into(), progress: String::new(), receiver });
+        if self.options.background {
+            std::thread::spawn(move || job(&mut |m| drop(sender.send(m))));
+        } else {
+            job(&mut |m| drop(sender.send(m)));
+            self.collect_work();
+        }
+    }
+
+    fn finish_run(&mut self, result: Result<Rotation, String>) {
+        match result {
+            Ok(rotation) => {
+                self.status = match rotation.current() {
+                    None => "The rotation is finished: every step is done or skipped.".into(),
+                    Some(step) => format!("Step {} needs you: {}", step.id, step.state.evidence().unwrap_or(&step.title)),
+                };
+                self.rotation = Some(rotation);
+            }
+            Err(e) => self.status = format!("The rotation stopped: {e}"),
+        }
+        self.reload();
+    }
+
+    fn update_rotation_tab(&mut self, action: Action) {
+        let steps = self.rotation.as_ref().map_or(0, |r| r.steps.len());
+        match action {
+            Action::FocusNext | Action::FocusPrev => {
+                let enabled: Vec<RotationControl> =
+                    RotationControl::ORDER.into_iter().filter(|c| self.rotation_enabled(*c)).collect();
+                if enabled.is_empty() {
+                    return;
+                }
+                let at = enabled.iter().position(|c| *c == self.rotation_focus).unwrap_or(0);
+                let n = enabled.len();
+                self.rotation_focus = enabled[if action == Action::FocusNext { (at + 1) % n } else { (at + n - 1) % n }];
+            }
+            Action::Up if self.selected > 0 => self.selected -= 1,
+            Action::Down if self.selected + 1 < steps => self.selected += 1,
+            Action::Activate | Action::Toggle if self.rotation_enabled(self.rotation_focus) => match self.rotation_focus {
+                RotationControl::Steps => {}
+                RotationControl::Run => self.run_rotation(),
+                RotationControl::Confirm => self.commit_current(Change::Confirm),
+                RotationControl::Skip => {
+                    if let Some(step) = self.current_step_id() {
+                        self.dialog = Some(Dialog::Input { purpose: InputPurpose::SkipReason { step }, value: String::new() });
+                    }
+                }
+                RotationControl::Enter => self.enter_for_current(),
+                RotationControl::Abort => {
+                    self.dialog = Some(Dialog::Input { purpose: InputPurpose::AbortReason, value: String::new() });
+                }
+            },
+            _ => {}
+        }
+    }
+
+    fn current_step_id(&self) -> Option<String> {
+        self.rotation.as_ref().and_then(Rotation::current).map(|s| s.id.clone())
+    }
+
+    fn enter_for_current(&mut self) {
+        let Some(step) = self.rotation.as_ref().and_then(Rotation::current).cloned() else { return };
+        self.dialog = match step.action {
+            StepAction::Credential(name) => Some(Dialog::Credential {
+                name,
+                user: String::new(),
+                secret: Zeroizing::new(String::new()),
+                on_secret: false,
+            }),
+            StepAction::Machine(_) => Some(Dialog::Input { purpose: InputPurpose::Fingerprint { step: step.id }, value: String::new() }),
+            _ => None,
+        };
+    }
+
+    fn commit_current(&mut self, change: Change) {
+        let Some(step) = self.current_step_id() else { return };
+        self.commit(Event::step(&step, change));
+    }
+
+    fn commit(&mut self, event: Event) {
+        let expected = self.rotation.as_ref().map(|r| r.revision);
+        match persist::commit(&self.home.dir, expected, event) {
+            Ok(rotation) => {
+                self.status = match rotation.current() {
+                    None if rotation.is_open() => String::new(),
+                    None => "The rotation is finished: every step is done or skipped.".into(),
+                    Some(step) => format!("Next: {}. Run checks it.", step.title),
+                };
+                self.rotation = Some(rotation);
+                self.reload();
+            }
+            Err(e) => {
+                self.status = e.to_string();
+                self.reload();
+            }
+        }
+    }
+
+    fn submit_input(&mut self, purpose: InputPurpose, value: String) {
+        match purpose {
+            InputPurpose::SkipReason { step } => self.commit(Event::step(&step, Change::Skip(value))),
+            InputPurpose::Fingerprint { step } => match value.parse() {
+                Ok(fp) => self.commit(Event::step(&step, Change::VerifyMachine(fp))),
+                Err(e) => self.status = e,
+            },
+            InputPurpose::AbortReason => {
+                self.commit(Event::Abort { reason: value });
+                if self.rotation.as_ref().is_some_and(|r| !r.is_open()) {
+                    self.status = "The rotation is aborted and recorded; the key was not rolled back.".into();
+                }
+            }
+        }
+    }
+
+    fn store_credential(&mut self, name: CredentialName, user: &str, secret: &str) {
+        if user.trim().is_empty() || secret.is_empty() {
+            self.status = "Not stored: the user name and the secret are both needed.".into();
+            return;
+        }
+        let result = self.store().and_then(|mut store| store.set_credential(name, user.trim(), secret.as_bytes()).map_err(|e| e.to_string()));
+        match result {
+            Ok(()) => {
+                self.status = format!("The {name} credential is stored under the new key; Run checks it.");
+                self.reload();
+            }
+            Err(e) => self.status = format!("Not stored: {e}"),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Drawing: a pure function of the state. One view per tab, dialogs over
+//! them, a status line and a key-hint line on every screen.
+
+mod key_tab;
+mod machines_tab;
+mod rotation_tab;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+
+use super::app::{App, Dialog, InputPurpose, Tab};
+use super::keymap;
+use super::theme::Theme;
+
+/// The smallest terminal the wizard draws in.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+/// Draws the whole screen.
+pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let text = format!(
+            "keyturn needs a terminal of at least {MIN_WIDTH}x{MIN_HEIGHT}; this one is {}x{}. Enlarge it, or press q to quit.",
+            area.width, area.height
+        );
+        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let [tabs, body, status, hints] =
+        Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    render_tabs(app, theme, frame, tabs);
+    if let Some(error) = &app.store_error {
+        let text = format!("The store cannot be used: {error}\n\nkeyturn changes nothing until this is fixed.");
+        frame.render_widget(Paragraph::new(text).style(theme.bad()).wrap(Wrap { trim: true }), body);
+    } else {
+        match app.tab {
+            Tab::Encryption | Tab::Communication => key_tab::render(app, theme, frame, body),
+            Tab::Rotation => rotation_tab::render(app, theme, frame, body),
+            Tab::Machines => machines_tab::render(app, theme, frame, body),
+        }
+    }
+    frame.render_widget(Paragraph::new(format!(" {}", app.status)), status);
+    let hint = keymap::hints(app.typing(), app.dialog.is_some());
+    frame.render_widget(Paragraph::new(format!(" {hint}")).style(theme.disabled()), hints);
+    if let Some(dialog) = &app.dialog {
+        render_dialog(app, dialog, theme, frame, body);
+    }
+}
+
+fn render_tabs(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
+    let mut spans = vec![Span::styled(" keyturn ", theme.title())];
+    for tab in Tab::ALL {
+        let (text, style) = if tab == app.tab {
+            (format!("[{}]", tab.title()), theme.selected())
+        } else {
+            (format!(" {} ", tab.title()), Style::new())
+        };
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(text, style));
+    }
+    spans.push(Span::raw("   ? keys"));
+    frame.render_widget(Line::from(spans), area);
+}
+
+/// A button as text: `[ Label ]`, focused `[>Label<]`, unavailable
+/// `[-Label-]`: the state reads without colour.
+pub fn button<'a>(label: &str, focused: bool, enabled: bool, theme: &Theme) -> Span<'a> {
+    match (enabled, focused) {
+        (false, _) => Span::styled(format!("[-{label}-]"), theme.disabled()),
+        (true, true) => Span::styled(format!("[>{label}<]"), theme.focused()),
+        (true, false) => Span::raw(format!("[ {label} ]")),
+    }
+}
+
+/// A bordered block with a title, in the theme's border set.
+pub fn block<'a>(title: &'a str, theme: &Theme) -> Block<'a> {
+    Block::bordered().border_set(theme.border()).title(Span::styled(title, theme.title()))
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect { x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width, height }
+}
+
+fn render_dialog(app: &App, dialog: &Dialog, theme: &Theme, frame: &mut Frame<'_>, body: Rect) {
+    let (title, lines, height): (&str, Vec<Line<'_>>, u16) = match dialog {
+        Dialog::Help => ("Keys", help_lines(), 16),
+        Dialog::Message { title, text } => (title.as_str(), vec![Line::raw(text.clone())], 6),
+        Dialog::Show { kind, text, .. } => {
+            let fingerprint = app.panes.iter().find(|p| p.kind == *kind).and_then(|p| p.status.as_ref()).map(|s| s.fingerprint.to_string()).unwrap_or_default();
+            (
+                "Show key",
+                vec![
+                    Line::styled(format!("The {kind} key ({fingerprint}). Anyone who sees it can use it."), theme.warn()),
+                    Line::raw("Select the next line to copy it. Any key hides it; it hides itself in 60 s."),
+                    Line::raw(""),
+                    // The key alone on its line: selecting the line takes the key.
+                    Line::raw(text.as_str().to_string()),
+                    Line::raw(""),
+                ],
+                9,
+            )
+        }
+        Dialog::Confirm { kind, key, multi, lines } => {
+            let mut out: Vec<Line<'_>> = lines.iter().map(|l| Line::raw(l.clone())).collect();
+            out.push(Line::raw(""));
+            out.push(Line::raw("Setup (Space or arrows to choose):"));
+            let choice = |on: bool| if on { "(*)" } else { "( )" };
+            out.push(Line::raw(format!("  {} Single machine   {} Multiple machines", choice(!*multi), choice(*multi))));
+            out.push(Line::raw(""));
+            out.push(Line::raw(format!("Enter: {} and start the rotation.   Esc: cancel.", if key.is_some() { "import" } else { "reset" })));
+            let title = if key.is_some() { "Import the key?" } else { "Reset to the default key?" };
+            let _ = kind;
+            let height = u16::try_from(out.len()).unwrap_or(12) + 4;
+            (title, out, height)
+        }
+        Dialog::Input { purpose, value } => {
+            let (title, prompt) = match purpose {
+                InputPurpose::SkipReason { .. } => ("Skip the step", "Why is this step skipped? (recorded in the audit log)"),
+                InputPurpose::Fingerprint { .. } => ("Verify the machine", "The fingerprint that machine shows (keyturn fingerprint KIND):"),
+                InputPurpose::AbortReason => ("Abort the rotation", "Why? The key is not rolled back. Enter aborts, Esc keeps going."),
+            };
+            (title, vec![Line::raw(prompt), Line::raw(""), Line::styled(format!("> {value}_"), theme.focused())], 7)
+        }
+        Dialog::Credential { name, user, secret, on_secret } => {
+            let field = |label: &str, value: String, focused: bool| {
+                let text = format!("{label:<10}{value}{}", if focused { "_" } else { "" });
+                if focused { Line::styled(text, theme.focused()) } else { Line::raw(text) }
+            };
+            (
+                "Re-enter the credential",
+                vec![
+                    Line::raw(format!("The {name} credential, stored sealed under the new key.")),
+                    Line::raw(""),
+                    field("User:", user.clone(), !on_secret),
+                    // Masked: one * per character, never the secret.
+                    field("Secret:", "*".repeat(secret.chars().count()), *on_secret),
+                    Line::raw(""),
+                    Line::raw("Tab: next field   Enter: store   Esc: cancel"),
+                ],
+                10,
+            )
+        }
+    };
+    let area = centered(body, 76, height);
+    frame.render_widget(Clear, area);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block(title, theme)), area);
+}
+
+fn help_lines() -> Vec<Line<'static>> {
+    [
+        "Tab / Shift-Tab     next / previous control",
+        "Left / Right, 1-4   previous / next tab, or tab by number (PgUp/PgDn in a field)",
+        "Up / Down           move in a list or a choice",
+        "Enter               press the focused control",
+        "Space               toggle a choice",
+        "Esc                 back out of a field or a dialog",
+        "?                   these keys",
+        "q, Ctrl-C           quit (q not while typing)",
+        "",
+        "Paste a key with your terminal's paste (bracketed paste): line breaks a",
+        "console added are dropped. Markers: [x] done  [>] current  [ ] pending",
+        "[-] skipped  [!] failed.",
+    ]
+    .into_iter()
+    .map(Line::raw)
+    .collect()
+}

@@ -1,0 +1,121 @@
+//! The Rotation tab: the checklist with its markers, the selected step's
+//! detail and evidence, and the step's actions.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
+use super::{block, button};
+use crate::rotation::{Setup, Status, Step, StepState, Variant};
+use crate::tui::app::{App, RotationControl};
+use crate::tui::theme::Theme;
+
+/// The step's marker: `[x]` done, `[>]` current, `[ ]` pending, `[-]`
+/// skipped, `[!]` failed.
+pub fn marker(step: &Step, current: bool) -> &'static str {
+    match &step.state {
+        StepState::Done { .. } => "[x]",
+        StepState::Skipped { .. } => "[-]",
+        StepState::Failed { .. } => "[!]",
+        _ if current => "[>]",
+        _ => "[ ]",
+    }
+}
+
+pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
+    let Some(rotation) = &app.rotation else {
+        let text = vec![
+            Line::styled(" No rotation yet.", theme.title()),
+            Line::raw(""),
+            Line::raw(" Generate or paste a key on the Encryption or Communication tab and press"),
+            Line::raw(" Import: the rotation's checklist then appears here, step by step."),
+        ];
+        frame.render_widget(Paragraph::new(text), area);
+        return;
+    };
+    let current = rotation.current().map(|s| s.id.clone());
+    let [heading, list, detail, buttons] =
+        Layout::vertical([Constraint::Length(2), Constraint::Fill(1), Constraint::Length(5), Constraint::Length(1)]).areas(area);
+    let setup = match rotation.setup {
+        Setup::Single => "single machine",
+        Setup::Multi => "multiple machines",
+    };
+    let variant = match rotation.variant {
+        Variant::FirstCustom => "first custom key",
+        Variant::Regenerated => "re-generated key",
+        Variant::Import => "import",
+        Variant::Reset => "reset to default",
+    };
+    let status = match &rotation.status {
+        Status::Open => "open".to_string(),
+        Status::Finished { .. } => "finished".to_string(),
+        Status::Aborted { reason, .. } => format!("aborted ({reason})"),
+    };
+    let work = app.work.as_ref().map(|w| format!("  ... {} {}", w.label, w.progress)).unwrap_or_default();
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::styled(format!(" {} key rotation, {setup}, {variant}: {status}", capitalised(rotation.kind.name())), theme.title()),
+            Line::raw(format!(" {} {} {}{work}", rotation.old_fingerprint, theme.arrow(), rotation.new_fingerprint)),
+        ]),
+        heading,
+    );
+    let rows = usize::from(list.height.saturating_sub(2));
+    let first = app.selected.saturating_sub(rows.saturating_sub(1));
+    let lines: Vec<Line<'_>> = rotation
+        .steps
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(rows)
+        .map(|(i, step)| {
+            let is_current = current.as_deref() == Some(step.id.as_str());
+            let mark = marker(step, is_current);
+            let style = match &step.state {
+                StepState::Done { .. } => theme.good(),
+                StepState::Failed { .. } | StepState::Waiting { .. } => theme.warn(),
+                StepState::Skipped { .. } => theme.disabled(),
+                StepState::Pending => ratatui::style::Style::new(),
+            };
+            let pointer = if i == app.selected { ">" } else { " " };
+            let text = format!("{pointer}{mark} {:<22} {}", step.id, step.title);
+            let line = Line::from(Span::styled(text, style));
+            if i == app.selected && app.rotation_focus == RotationControl::Steps { line.style(theme.selected()) } else { line }
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines).block(block("Checklist", theme)), list);
+    if let Some(step) = rotation.steps.get(app.selected) {
+        let seeds: Vec<String> = step.seed_steps.iter().map(ToString::to_string).collect();
+        let mut text = vec![Line::raw(step.detail.clone())];
+        if let Some(evidence) = step.state.evidence() {
+            let label = match step.state {
+                StepState::Done { .. } => "Evidence",
+                StepState::Skipped { .. } => "Skipped",
+                StepState::Failed { .. } => "Failed",
+                _ => "Seen",
+            };
+            text.push(Line::styled(format!("{label}: {evidence}"), theme.title()));
+        }
+        let title = format!("{} ({:?}, original steps {})", step.id, step.kind, seeds.join(", "));
+        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }).block(block(&title, theme)), detail);
+    }
+    let control = |c: RotationControl, label: &str| button(label, app.rotation_focus == c, app.rotation_enabled(c), theme);
+    let row = Line::from(vec![
+        Span::raw(" "),
+        control(RotationControl::Run, "Run"),
+        Span::raw(" "),
+        control(RotationControl::Confirm, "Confirm"),
+        Span::raw(" "),
+        control(RotationControl::Skip, "Skip"),
+        Span::raw(" "),
+        control(RotationControl::Enter, app.enter_label()),
+        Span::raw(" "),
+        control(RotationControl::Abort, "Abort"),
+    ]);
+    frame.render_widget(row, buttons);
+}
+
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
