@@ -47,6 +47,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The wizard on a throwaway home with a sample project, credentials, services and machines.
+    Demo,
     /// Both keys: default or custom, fingerprint, age.
     Status {
         /// Print the documented JSON shape instead of text.
@@ -371,6 +373,7 @@ fn run(cli: Cli) -> eyre::Result<()> {
         Ok(store)
     };
     match command {
+        Command::Demo => demo(cli.ascii),
         Command::Generate { kind } => keys::generate(kind.into()),
         Command::Status { json } => keys::status(&open()?, json),
         Command::Import { kind, file } => keys::import(&mut open()?, kind.into(), file.as_deref()),
@@ -394,6 +397,15 @@ fn run(cli: Cli) -> eyre::Result<()> {
         Command::Rotation(command) => rotation_command(&mut open()?, command),
         Command::Config(ConfigCommand::Check) => rotation::config_check(&open()?),
     }
+}
+
+fn demo(ascii: bool) -> eyre::Result<()> {
+    let me = std::env::current_exe().wrap_err("cannot find the keyturn binary for the demo's services")?;
+    let demo = keyturn::demo::create(&me).wrap_err("cannot build the demo")?;
+    let result = keyturn::tui::run(demo.home(), ascii, std::time::Duration::from_secs(15));
+    eprintln!("The demo home {} and its stand-in services are gone.", demo.path().display());
+    drop(demo);
+    Ok(result?)
 }
 
 fn rotation_command(store: &mut Store, command: RotationCommand) -> eyre::Result<()> {

@@ -2,6 +2,7 @@
 //! rotations), which never knows there is a terminal; the system edge
 //! (`system`); and the terminal wizard (`tui`), which draws the domain.
 
+pub mod demo;
 pub mod fault;
 pub mod keys;
 pub mod project;

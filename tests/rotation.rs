@@ -912,35 +912,47 @@ struct Ending {
     audit: Vec<(u64, String, String)>,
 }
 
-/// The whole single-machine communication rotation, as an operator drives
-/// it: start, run (the restart is checked, the manual step needs a person),
-/// confirm.
+/// A whole single-machine rotation as an operator drives it: start, run
+/// (the restart is checked, the automatic steps done, the last manual step
+/// needs a person), confirm. Every drive starts from a copy of `template`
+/// and a stand-in freshly started on the key published before.
 struct Drive<'a> {
-    rig: &'a Rig,
+    kind: &'static str,
+    svc: &'a StandIn,
     key: &'a Key,
-    /// The published file's bytes before the rotation (the default key).
-    published_before: Vec<u8>,
+    /// The manual step confirmed last.
+    last: &'static str,
+    published: PathBuf,
+    /// The published file before the rotation, if any.
+    published_before: Option<Vec<u8>>,
     template: PathBuf,
     scratch: PathBuf,
+    /// More checks of a finished home.
+    check: &'a dyn Fn(&Path, &str),
 }
 
 impl Drive<'_> {
     fn commands(&self) -> Vec<(Vec<String>, i32)> {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         vec![
-            (args(&["rotation", "start", "communication", "--setup", "single", "--file", path_str(&self.key.file)]), 0),
+            (args(&["rotation", "start", self.kind, "--setup", "single", "--file", path_str(&self.key.file)]), 0),
             (args(&["rotation", "run", "--wait", WAIT_OK]), 3),
-            (args(&["rotation", "confirm", "connect"]), 0),
+            (args(&["rotation", "confirm", self.last]), 0),
         ]
     }
 
-    /// A fresh home and a fresh stand-in with the default key loaded.
+    /// A fresh home and a fresh stand-in that loaded the key published before.
     fn fresh(&self, name: &str) -> PathBuf {
-        self.rig.svc.stop();
-        fs::write(&self.rig.published, &self.published_before).expect("restore the published key");
+        self.svc.stop();
+        match &self.published_before {
+            Some(bytes) => fs::write(&self.published, bytes).expect("restore the published key"),
+            None => {
+                let _ = fs::remove_file(&self.published);
+            }
+        }
         let home = self.scratch.join(name);
         copy_dir(&self.template, &home);
-        self.rig.svc.launch();
+        self.svc.launch();
         home
     }
 
@@ -953,9 +965,10 @@ impl Drive<'_> {
     fn ending(&self, home: &Path, when: &str) -> Ending {
         let r = rotation(home);
         assert_eq!(r["status"], "finished", "{when}: {r:#}");
-        assert_eq!(active_fp(home, "communication"), self.key.fp, "{when}");
-        assert_eq!(self.rig.svc.pids().len(), 1, "{when}: one stand-in runs");
-        assert_eq!(self.rig.svc.loaded_fp(), self.key.fp, "{when}: the stand-in loaded the new key");
+        assert_eq!(active_fp(home, self.kind), self.key.fp, "{when}");
+        assert_eq!(self.svc.pids().len(), 1, "{when}: one stand-in runs");
+        assert_eq!(self.svc.loaded_fp(), self.key.fp, "{when}: the stand-in loaded the new key");
+        (self.check)(home, when);
         let audit = assert_audit_complete(home, &r);
         Ending { steps: end_state(&r), audit }
     }
@@ -989,19 +1002,22 @@ impl Drive<'_> {
         assert_eq!(out.status.signal(), Some(6), "{when}: expected an abort, got {:?}: {stderr}", out.status);
         assert!(stderr.contains(&format!("crash injected at point {n} ")), "{when}: {stderr}");
 
-        // `rotation status` shows where it stopped.
+        // `rotation status` shows where it stopped; the operator goes on.
         let r = rotation(&home);
         match k {
+            // Killed before the rotation file was written: start again.
             0 if r.is_null() => self.exec(&home, &commands[0]),
+            // Started: run goes on from there (with the key, in case the
+            // import was cut short).
             0 => {
                 assert_eq!(r["status"], "open", "{when}");
                 let run = ["rotation", "run", "--wait", WAIT_OK, "--file", path_str(&self.key.file)];
                 exits(&home, &run, b"", 3);
             }
+            // The confirm was written before the kill: confirming again is
+            // refused (and writes any audit line the kill cut).
             2 if r["status"] == "finished" => {
-                // The confirm was written before the crash: confirming
-                // again is refused (and writes any audit line missed).
-                let out = exits(&home, &["rotation", "confirm", "connect"], b"", 1);
+                let out = exits(&home, &commands[2].0.iter().map(String::as_str).collect::<Vec<_>>(), b"", 1);
                 assert!(text(&out.stderr).contains("the rotation is finished"), "{when}: {}", text(&out.stderr));
             }
             _ => self.exec(&home, &commands[k]),
@@ -1011,80 +1027,570 @@ impl Drive<'_> {
         }
         (self.ending(&home, &when), true)
     }
+
+    /// A kill at every crash point of every command in turn, each drive
+    /// resumed and finished and compared with an uninterrupted one. Returns
+    /// the number of crash points of each command.
+    fn sweep(&self) -> [u32; 3] {
+        let home = self.fresh("baseline");
+        for c in &self.commands() {
+            self.exec(&home, c);
+        }
+        let baseline = self.ending(&home, "uninterrupted");
+        let mut points = [0; 3];
+        let mut deviations = Vec::new();
+        for (k, count) in points.iter_mut().enumerate() {
+            for n in 1..=MAX_POINTS {
+                let (mut ending, crashed) = self.crashed(k, n);
+                for d in known_deviations(&mut ending, &baseline) {
+                    deviations.push(format!("{} point {n}: {d}", ["start", "run", "confirm"][k]));
+                }
+                assert_eq!(ending, baseline, "command {k} crashed at point {n}: the end differs from an uninterrupted run");
+                if !crashed {
+                    break;
+                }
+                assert!(n < MAX_POINTS, "command {k} still crashing at point {MAX_POINTS}");
+                *count = n;
+            }
+        }
+        let leftovers: usize =
+            fs::read_dir(&self.scratch).expect("ls").map(|e| temp_files(&e.expect("entry").path())).sum();
+        eprintln!(
+            "{} rotation: kill points covered: {} (start {}, run {}, confirm {}); {leftovers} temporary files left over; \
+             known deviations from the uninterrupted run: {deviations:#?}",
+            self.kind,
+            points.iter().sum::<u32>(),
+            points[0],
+            points[1],
+            points[2]
+        );
+        points
+    }
 }
 
-/// Known bug (see `import_evidence_after_a_crash_names_the_key_it_replaced`):
-/// an import step finished by `rotation run` after a kill says
-/// "NEW is active (was NEW)". Put right here, so the sweep checks all the
-/// rest; says whether it happened.
-fn tolerate_import_evidence_bug(mut ending: Ending, new: &str) -> (Ending, bool) {
-    let wrong = format!("{new} is active (was {new})");
-    let right = format!("{new} is active (was {DEFAULT_COM_FP})");
-    let mut hit = false;
-    for s in ending.steps.iter_mut().filter(|s| s.0 == "import") {
-        hit |= s.2.contains(&wrong);
-        s.2 = s.2.replace(&wrong, &right);
+/// Known bugs, put right here so that a sweep checks all the rest (each has
+/// an ignored test of its own that fails until it is fixed):
+///
+/// - `import_evidence_after_a_crash_names_the_key_it_replaced`: an import
+///   step finished by `rotation run` after a kill describes that run's
+///   store change, not the rotation's: "NEW is active (was NEW)", without
+///   the credentials the killed run re-encrypted;
+/// - `upgrade_evidence_after_a_crash_counts_the_whole_rotation`: the
+///   upgrade step's counts are those of the resumed run only.
+///
+/// Checks each deviation has the known form, replaces it with the
+/// uninterrupted run's evidence, and describes it.
+fn known_deviations(ending: &mut Ending, baseline: &Ending) -> Vec<String> {
+    let mut found = Vec::new();
+    for (id, fix) in [("import", import_evidence_forms as fn(&str) -> String), ("upgrade-projects", upgrade_evidence_total)]
+    {
+        let Some(want) = baseline.steps.iter().find(|s| s.0 == id).map(|s| s.2.clone()) else { continue };
+        let Some(got) = ending.steps.iter_mut().find(|s| s.0 == id) else { continue };
+        if got.2 == want {
+            continue;
+        }
+        assert_eq!(fix(&got.2), fix(&want), "step {id}: an unknown deviation: {:?} instead of {want:?}", got.2);
+        found.push(format!("{id}: {:?}", got.2));
+        let wrong = std::mem::replace(&mut got.2, want.clone());
+        for l in ending.audit.iter_mut().filter(|l| l.1 == id && l.2 == format!("done: {wrong}")) {
+            l.2 = format!("done: {want}");
+        }
     }
-    for l in ending.audit.iter_mut().filter(|l| l.1 == "import") {
-        l.2 = l.2.replace(&wrong, &right);
+    found
+}
+
+/// The import's evidence with what the known bug gets wrong taken out.
+fn import_evidence_forms(evidence: &str) -> String {
+    let fp = evidence.get(..19).unwrap_or_default();
+    let mut s = evidence.to_string();
+    if let (Some(at), Some(end)) = (s.find(" (was "), s.find(')')) {
+        s.replace_range(at..=end, " (was ?)");
     }
-    (ending, hit)
+    s = s.replace("; 1 credentials re-encrypted", "");
+    format!("{fp}|{s}")
+}
+
+/// The upgrade's evidence reduced to the tokens it found in all.
+fn upgrade_evidence_total(evidence: &str) -> String {
+    let numbers: Vec<usize> =
+        evidence.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    match numbers[..] {
+        [upgraded, _files, current, projects] => format!("{} tokens in {projects} projects", upgraded + current),
+        _ => evidence.to_string(),
+    }
 }
 
 #[test]
-fn a_kill_at_every_crash_point_of_a_rotation_resumes_to_the_same_end() {
-    let rig = comm_rig("kill");
+fn a_kill_at_every_crash_point_of_a_communication_rotation_resumes_to_the_same_end() {
+    let rig = comm_rig("kilc");
     rig.scheduling(Some(&rig.svc.restart), None);
     rig.publish_default();
     let key = generate(&rig.root, "communication", "new.key");
     let scratch = rig.root.join("scratch");
     fs::create_dir(&scratch).expect("mkdir scratch");
     let drive = Drive {
-        rig: &rig,
+        kind: "communication",
+        svc: &rig.svc,
         key: &key,
-        published_before: fs::read(&rig.published).expect("published"),
+        last: "connect",
+        published: rig.published.clone(),
+        published_before: Some(fs::read(&rig.published).expect("published")),
         template: rig.home.clone(),
-        scratch: scratch.clone(),
+        scratch,
+        check: &|_, _| {},
     };
-
-    // An uninterrupted run.
-    let home = drive.fresh("baseline");
-    for c in &drive.commands() {
-        drive.exec(&home, c);
-    }
-    let baseline = drive.ending(&home, "uninterrupted");
-    assert!(baseline.steps.iter().any(|s| s.2.starts_with("restarted (pid N -> N)")), "{baseline:#?}");
-
-    let mut points = Vec::new();
-    let mut import_evidence_bug = Vec::new();
-    for k in 0..drive.commands().len() {
-        let mut n = 1;
-        loop {
-            assert!(n <= MAX_POINTS, "command {k} still crashing at point {MAX_POINTS}");
-            let (ending, crashed) = drive.crashed(k, n);
-            let (ending, hit) = tolerate_import_evidence_bug(ending, &key.fp);
-            if hit {
-                import_evidence_bug.push(format!("{} point {n}", ["start", "run", "confirm"][k]));
-            }
-            assert_eq!(ending, baseline, "command {k} crashed at point {n}: the end differs from an uninterrupted run");
-            if !crashed {
-                break;
-            }
-            n += 1;
-        }
-        points.push(n - 1);
-    }
-    let leftovers: usize =
-        fs::read_dir(&scratch).expect("ls").map(|e| temp_files(&e.expect("entry").path())).sum();
-    eprintln!(
-        "kill points covered: {} (start {}, run {}, confirm {}); {leftovers} temporary files left over; \
-         the import's evidence named the new key as the old one after kills at {import_evidence_bug:?}",
-        points.iter().sum::<u32>(),
-        points[0],
-        points[1],
-        points[2]
-    );
+    let points = drive.sweep();
     assert!(points[0] >= 6, "start writes the rotation, the key, the published file and the rotation again: {points:?}");
     assert!(points[1] >= 4, "run writes the restart and the manual step's wait: {points:?}");
     assert!(points[2] >= 2, "confirm writes the rotation: {points:?}");
+}
+
+/// A rig whose components are all left unconfigured, so a rotation needs no
+/// process: its restart steps are skipped.
+fn quiet_rig(tag: &str, extra: &str) -> Rig {
+    let rig = comm_rig(tag);
+    rig.configure(&format!("{}{extra}", unconfigured(&["scheduling", "storage", "execution", "app"])));
+    rig
+}
+
+/// Runs `args` with a crash at each point in turn until one is at the
+/// point labelled `label` (its `nth` occurrence, from 1), on a fresh copy of
+/// `home` each time; returns that copy.
+fn crash_at_label(home: &Path, scratch: &Path, args: &[&str], label: &str, nth: usize) -> PathBuf {
+    let mut seen = 0;
+    for n in 1..=MAX_POINTS {
+        let copy = scratch.join(format!("crash-{n}"));
+        copy_dir(home, &copy);
+        let out = keyturn(&copy)
+            .args(args)
+            .env("KEYTURN_CRASH_AT", n.to_string())
+            .current_dir(scratch)
+            .output()
+            .expect("keyturn runs");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("crash injected"), "{args:?} never reached ({label}) #{nth}: {stderr}");
+        if stderr.contains(&format!("({label})")) {
+            seen += 1;
+            if seen == nth {
+                return copy;
+            }
+        }
+    }
+    panic!("{args:?} never reached ({label}) #{nth}");
+}
+
+/// The import step of a rotation finished after a kill must name the key it
+/// replaced, as an uninterrupted one does.
+#[test]
+#[ignore = "bug: src/rotation/run.rs import_locked builds the import step's evidence from the store's \
+            Change (`change.old`), which after a kill between the keys-file write and the rotation's commit \
+            is already the new key: the evidence and audit say \"NEW is active (was NEW)\"; expected \
+            rotation.old_fingerprint"]
+fn import_evidence_after_a_crash_names_the_key_it_replaced() {
+    let rig = quiet_rig("bimp", "");
+    rig.publish_default();
+    let key = generate(&rig.root, "communication", "new.key");
+    let scratch = rig.root.join("scratch");
+    fs::create_dir(&scratch).expect("mkdir scratch");
+    let start = ["rotation", "start", "communication", "--setup", "single", "--file", path_str(&key.file)];
+    let home = crash_at_label(&rig.home, &scratch, &start, "keys file written", 1);
+    let r = rotation(&home);
+    assert_eq!(r["current"], "import", "the kill stopped it at the import");
+    exits(&home, &["rotation", "run", "--file", path_str(&key.file)], b"", 3);
+    let r = rotation(&home);
+    assert_step(&r, "import", "done", &[&format!("{} is active (was {DEFAULT_COM_FP})", key.fp)]);
+}
+
+/// A kill after the final confirm's rotation file is written but before
+/// its audit lines: the next rotation started must not lose them.
+#[test]
+#[ignore = "bug: src/rotation/persist.rs begin archives a closed previous rotation without \
+            sync_audit(previous): after a kill between save and sync_audit of the transition that \
+            closed it (confirm/skip/run finishing, or abort), the missing audit lines (e.g. \
+            'done: confirmed by the operator', 'finished: ...') are never written once a new rotation \
+            starts (`rotation run` and `rotation status` do not write them either)"]
+fn audit_lines_of_a_rotation_closed_by_a_killed_command_survive_the_next_start() {
+    let rig = quiet_rig("baud", "");
+    rig.publish_default();
+    let key = generate(&rig.root, "communication", "new.key");
+    let first = start_comm(&rig.home, &key);
+    exits(&rig.home, &["rotation", "run"], b"", 3);
+    let scratch = rig.root.join("scratch");
+    fs::create_dir(&scratch).expect("mkdir scratch");
+    let home = crash_at_label(&rig.home, &scratch, &["rotation", "confirm", "connect"], "renamed", 1);
+    assert_eq!(rotation(&home)["status"], "finished", "the confirm was written before the kill");
+    exits(&home, &["rotation", "run"], b"", 1);
+    ok(&home, &["rotation", "start", "communication", "--setup", "single", "--reset"]);
+    let lines = assert_audit_complete(&home, &first);
+    assert_eq!(
+        lines.last().map(|l| l.2.as_str()),
+        Some("finished: every step done or skipped"),
+        "the first rotation's audit lines: {lines:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4. The transition table through the CLI
+// ---------------------------------------------------------------------------
+
+#[test]
+fn refused_transitions_exit_1_and_leave_the_rotation_file_byte_for_byte() {
+    // Scheduling is configured by a process name that does not run.
+    let rig = comm_rig("tabl");
+    rig.scheduling(None, None);
+    rig.publish_default();
+    let home = &rig.home;
+    let key = generate(&rig.root, "communication", "new.key");
+    let other = generate(&rig.root, "communication", "other.key");
+    let enc = generate(&rig.root, "encryption", "enc.key");
+
+    // Nothing open yet.
+    refused(home, &["rotation", "confirm", "connect"], 1, &["no rotation is open here"]);
+    refused(home, &["rotation", "run"], 1, &["no rotation is open here"]);
+    refused(home, &["rotation", "abort"], 1, &["no rotation is open here"]);
+    assert_eq!(rotation(home), Value::Null);
+    // Wrong usage: the encryption key has no reset (exit 2).
+    let enc_reset = ["rotation", "start", "encryption", "--setup", "single", "--reset"];
+    refused(home, &enc_reset, 2, &["the encryption key has no reset"]);
+    let enc_start = ["rotation", "start", "encryption", "--setup", "single", "--file", path_str(&enc.file)];
+    // Multiple machines need a roster: refused at plan and start.
+    for args in [
+        &["rotation", "plan", "communication", "--setup", "multi"][..],
+        &["rotation", "start", "communication", "--setup", "multi", "--file", path_str(&key.file)],
+        &["rotation", "plan", "encryption", "--setup", "multi"],
+    ] {
+        refused(home, args, 1, &["a multiple-machines rotation needs at least one [[machines]] entry in keyturn.toml"]);
+    }
+    assert!(!home.join("rotation.json").exists(), "nothing was started");
+    assert_eq!(active_fp(home, "communication"), DEFAULT_COM_FP, "nothing was imported");
+
+    let r = start_comm(home, &key);
+    assert_eq!(r["current"], "restart-scheduling");
+    // One rotation per home at a time, of either kind.
+    let again = ["rotation", "start", "communication", "--setup", "single", "--file", path_str(&other.file)];
+    refused(home, &again, 1, &["is open here"]);
+    refused(home, &["rotation", "start", "communication", "--setup", "single", "--reset"], 1, &["is open here"]);
+    refused(home, &enc_start, 1, &["is open here"]);
+    assert_eq!(active_fp(home, "communication"), key.fp);
+    assert_eq!(active_fp(home, "encryption"), DEFAULT_ENC_FP);
+
+    // Steps that are not current, closed, unknown, or not confirmable.
+    refused(
+        home,
+        &["rotation", "confirm", "connect"],
+        1,
+        &["step `connect` is not the current step; the current step is `restart-scheduling`"],
+    );
+    refused(home, &["rotation", "skip", "connect", "--reason", "later"], 1, &["not the current step"]);
+    refused(home, &["rotation", "confirm", "restart-scheduling"], 1, &["is checked off by evidence, not by confirming"]);
+    refused(home, &["rotation", "confirm", "restart-storage"], 1, &["step `restart-storage` is already skipped"]);
+    refused(home, &["rotation", "confirm", "import"], 1, &["step `import` is already done"]);
+    refused(home, &["rotation", "skip", "import", "--reason", "no"], 1, &["step `import` is already done"]);
+    refused(home, &["rotation", "confirm", "no-such-step"], 1, &["there is no step `no-such-step`"]);
+    refused(
+        home,
+        &["rotation", "confirm", "restart-scheduling", "--fingerprint", &key.fp],
+        1,
+        &["is not another machine's step"],
+    );
+    refused(home, &["rotation", "confirm", "restart-scheduling", "--fingerprint", "12-34"], 2, &["not a fingerprint"]);
+    // A skip needs a reason: clap requires --reason, and an empty one is refused.
+    refused(home, &["rotation", "skip", "restart-scheduling"], 2, &["--reason"]);
+    refused(home, &["rotation", "skip", "restart-scheduling", "--reason", ""], 1, &["a skip needs a reason"]);
+    refused(home, &["rotation", "skip", "restart-scheduling", "--reason", "   "], 1, &["a skip needs a reason"]);
+
+    // A skip with a reason is a transition, recorded with the reason.
+    ok(home, &["rotation", "skip", "restart-scheduling", "--reason", "the scheduler runs elsewhere"]);
+    let r = rotation(home);
+    assert_step(&r, "restart-scheduling", "skipped", &["the scheduler runs elsewhere"]);
+    exits(home, &["rotation", "run"], b"", 3);
+    ok(home, &["rotation", "confirm", "connect"]);
+    let r = rotation(home);
+    assert_eq!(r["status"], "finished");
+    let lines = assert_audit_complete(home, &r);
+    assert!(lines.contains(&(2, "import".into(), format!("done: {} is active (was {DEFAULT_COM_FP}); 1 key files published", key.fp))));
+    assert!(lines.contains(&(3, "restart-scheduling".into(), "skipped: the scheduler runs elsewhere".into())), "{lines:#?}");
+
+    // Nothing moves a finished rotation.
+    for args in [
+        &["rotation", "confirm", "connect"][..],
+        &["rotation", "skip", "connect", "--reason", "x"],
+        &["rotation", "abort"],
+        &["rotation", "abort", "--reason", "x"],
+    ] {
+        refused(home, args, 1, &["the rotation is finished; start a new one"]);
+    }
+    refused(home, &["rotation", "run"], 1, &["no rotation is open here"]);
+
+    // Nor an aborted one.
+    ok(home, &again);
+    ok(home, &["rotation", "abort", "--reason", "wrong key"]);
+    for args in [
+        &["rotation", "confirm", "restart-scheduling"][..],
+        &["rotation", "skip", "restart-scheduling", "--reason", "x"],
+        &["rotation", "abort"],
+    ] {
+        refused(home, args, 1, &["the rotation is aborted; start a new one"]);
+    }
+    refused(home, &["rotation", "run"], 1, &["no rotation is open here"]);
+}
+
+/// A rotation cut short before its import: the import is current, cannot
+/// be skipped or confirmed, and `run` needs the key again.
+#[test]
+fn an_import_cut_short_is_current_and_cannot_be_skipped() {
+    let rig = quiet_rig("tcut", "");
+    rig.publish_default();
+    let key = generate(&rig.root, "communication", "new.key");
+    let other = generate(&rig.root, "communication", "other.key");
+    let scratch = rig.root.join("scratch");
+    fs::create_dir(&scratch).expect("mkdir scratch");
+    let start = ["rotation", "start", "communication", "--setup", "single", "--file", path_str(&key.file)];
+    // The first rename is the rotation file's: saved, nothing imported.
+    let home = &crash_at_label(&rig.home, &scratch, &start, "renamed", 1);
+    let r = rotation(home);
+    assert_eq!((r["status"].as_str(), r["current"].as_str()), (Some("open"), Some("import")), "{r:#}");
+    assert_step(&r, "import", "pending", &[]);
+    assert_eq!(active_fp(home, "communication"), DEFAULT_COM_FP);
+    refused(home, &["rotation", "skip", "import", "--reason", "later"], 1, &["the import cannot be skipped"]);
+    refused(home, &["rotation", "confirm", "import"], 1, &["checked off by evidence"]);
+    // Another key than the rotation's is refused.
+    refused(home, &["rotation", "run", "--file", path_str(&other.file)], 1, &["this rotation imports", &key.fp]);
+    assert_eq!(active_fp(home, "communication"), DEFAULT_COM_FP);
+    // The rotation's key finishes the import.
+    exits(home, &["rotation", "run", "--file", path_str(&key.file)], b"", 3);
+    let r = rotation(home);
+    assert_step(&r, "import", "done", &[&format!("{} is active (was {DEFAULT_COM_FP})", key.fp)]);
+    assert_eq!(active_fp(home, "communication"), key.fp);
+}
+
+// ---------------------------------------------------------------------------
+// 5. Multiple machines
+// ---------------------------------------------------------------------------
+
+fn machine(name: &str, role: &str) -> String {
+    format!("[[machines]]\nname = \"{name}\"\nroles = [\"{role}\"]\n\n")
+}
+
+#[test]
+fn multiple_machines_in_the_originals_order_checked_off_by_fingerprint() {
+    let rig = comm_rig("mult");
+    let home = &rig.home;
+    let components = unconfigured(&["scheduling", "storage", "execution", "app"]);
+    // The roster in the reverse of the original's order.
+    rig.configure(&format!(
+        "{components}{}{}{}",
+        machine("proj-01", "project"),
+        machine("exec-01", "execution"),
+        machine("sched-01", "scheduling")
+    ));
+    let plan = text(&ok(home, &["rotation", "plan", "communication", "--setup", "multi"]).stdout);
+    let at = |id: &str| plan.find(id).unwrap_or_else(|| panic!("plan lists {id}: {plan}"));
+    assert!(at("restart-scheduling") < at("distribute"), "{plan}");
+    assert!(at("distribute") < at("machine-sched-01"), "{plan}");
+    assert!(at("machine-sched-01") < at("machine-exec-01"), "{plan}");
+    assert!(at("machine-exec-01") < at("machine-proj-01"), "{plan}");
+    assert!(at("machine-proj-01") < at("connect"), "{plan}");
+
+    rig.configure(&format!("{components}{}{}", machine("proj-01", "project"), machine("exec-01", "execution")));
+    rig.publish_default();
+    let key = generate(&rig.root, "communication", "new.key");
+    let out =
+        exits(home, &["rotation", "start", "communication", "--setup", "multi", "--file", path_str(&key.file)], b"", 0);
+    assert!(text(&out.stderr).contains("keyturn show communication"), "{}", text(&out.stderr));
+    let r = rotation(home);
+    assert_eq!(r["setup"], "multi");
+    assert_eq!(
+        step_ids(&r),
+        [
+            "import",
+            "restart-scheduling",
+            "restart-storage",
+            "restart-execution",
+            "distribute",
+            "machine-exec-01",
+            "machine-proj-01",
+            "connect"
+        ]
+    );
+    assert_eq!(step(&r, "machine-exec-01")["kind"], "per-machine");
+    assert_eq!(step(&r, "machine-exec-01")["seed_steps"], serde_json::json!([7, 8, 9, 10, 11]));
+    assert_eq!(step(&r, "machine-proj-01")["seed_steps"], serde_json::json!([12]));
+    assert_eq!(step(&r, "connect")["seed_steps"], serde_json::json!([13]));
+
+    exits(home, &["rotation", "run"], b"", 3);
+    assert_step(&rotation(home), "distribute", "waiting", &["keyturn rotation confirm distribute"]);
+    ok(home, &["rotation", "confirm", "distribute"]);
+    exits(home, &["rotation", "run"], b"", 3);
+    let r = rotation(home);
+    assert_step(
+        &r,
+        "machine-exec-01",
+        "waiting",
+        &["waiting for exec-01: run `keyturn fingerprint communication` there", "--fingerprint"],
+    );
+
+    // A machine step is checked off by the fingerprint that machine shows.
+    refused(home, &["rotation", "confirm", "machine-exec-01"], 1, &["checked off by evidence"]);
+    refused(
+        home,
+        &["rotation", "confirm", "machine-exec-01", "--fingerprint", DEFAULT_COM_FP],
+        1,
+        &[&format!("exec-01 shows {DEFAULT_COM_FP}, not the new key {}", key.fp)],
+    );
+    refused(home, &["rotation", "confirm", "machine-proj-01", "--fingerprint", &key.fp], 1, &["not the current step"]);
+    let lower = key.fp.to_ascii_lowercase();
+    ok(home, &["rotation", "confirm", "machine-exec-01", "--fingerprint", &lower]);
+    let bare = lower.replace('-', "");
+    ok(home, &["rotation", "confirm", "machine-proj-01", "--fingerprint", &bare]);
+    let r = rotation(home);
+    assert_step(&r, "machine-exec-01", "done", &[&format!("exec-01 shows {} (typed by the operator)", key.fp)]);
+    assert_step(&r, "machine-proj-01", "done", &[&format!("proj-01 shows {} (typed by the operator)", key.fp)]);
+    assert_eq!(r["current"], "connect");
+    ok(home, &["rotation", "confirm", "connect"]);
+    let r = rotation(home);
+    assert_eq!(r["status"], "finished");
+    assert_audit_complete(home, &r);
+}
+
+// ---------------------------------------------------------------------------
+// 6. Configured step commands
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_configured_command_carries_out_a_manual_step() {
+    let rig = quiet_rig("scmd", "[steps.connect]\ncommand = [\"sh\", \"-c\", \"echo uploaded\"]\n");
+    rig.publish_default();
+    let key = generate(&rig.root, "communication", "new.key");
+    start_comm(&rig.home, &key);
+    let out = exits(&rig.home, &["rotation", "run"], b"", 0);
+    assert!(text(&out.stderr).contains("The rotation is finished"), "{}", text(&out.stderr));
+    let r = rotation(&rig.home);
+    assert_eq!(r["status"], "finished");
+    assert_step(&r, "connect", "done", &["`sh -c echo uploaded` exited 0: uploaded"]);
+    assert_audit_complete(&rig.home, &r);
+}
+
+#[test]
+fn a_failing_step_command_leaves_the_step_failed_and_run_retries_it() {
+    let failing = "[steps.connect]\ncommand = [\"sh\", \"-c\", \"echo no route to storage >&2; exit 4\"]\n";
+    let rig = quiet_rig("sfai", failing);
+    rig.publish_default();
+    let key = generate(&rig.root, "communication", "new.key");
+    start_comm(&rig.home, &key);
+    let out = exits(&rig.home, &["rotation", "run"], b"", 3);
+    assert!(text(&out.stderr).contains("step `connect` needs a person"), "{}", text(&out.stderr));
+    let r = rotation(&rig.home);
+    assert_eq!(r["status"], "open");
+    assert_step(&r, "connect", "failed", &["failed (exit 4): no route to storage"]);
+    // Its command decides, not the operator.
+    refused(&rig.home, &["rotation", "confirm", "connect"], 1, &["checked off by evidence"]);
+    // Once the command works, running again retries the step.
+    rig.configure(&format!(
+        "{}[steps.connect]\ncommand = [\"true\"]\n",
+        unconfigured(&["scheduling", "storage", "execution", "app"])
+    ));
+    exits(&rig.home, &["rotation", "run"], b"", 0);
+    let r = rotation(&rig.home);
+    assert_step(&r, "connect", "done", &["`true` exited 0"]);
+    let lines = assert_audit_complete(&rig.home, &r);
+    let connect: Vec<&str> = lines.iter().filter(|l| l.1 == "connect").map(|l| l.2.as_str()).collect();
+    assert_eq!(connect.len(), 2, "{connect:?}");
+    assert!(connect[0].starts_with("failed: "), "{connect:?}");
+    assert!(connect[1].starts_with("done: "), "{connect:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 7. Abort
+// ---------------------------------------------------------------------------
+
+#[test]
+fn abort_is_recorded_keeps_the_key_and_allows_a_new_rotation() {
+    let rig = quiet_rig("abrt", "");
+    rig.publish_default();
+    let home = &rig.home;
+    let key = generate(&rig.root, "communication", "new.key");
+    assert_eq!(status_json(home)["rotation"], Value::Null);
+    let r = start_comm(home, &key);
+    let st = status_json(home);
+    assert_eq!(st["rotation"]["id"], r["id"], "{st}");
+    assert_eq!(st["rotation"]["kind"], "communication");
+    assert_eq!(st["rotation"]["current"], "connect");
+    let published = fs::read(&rig.published).expect("published");
+
+    let out = ok(home, &["rotation", "abort", "--reason", "wrong maintenance window"]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("not rolled back") && stderr.contains(&key.fp), "{stderr}");
+    let r = rotation(home);
+    assert_eq!(r["status"], "aborted");
+    assert_eq!(status_json(home)["rotation"], Value::Null);
+    assert_eq!(active_fp(home, "communication"), key.fp, "the key is not rolled back");
+    assert_eq!(fs::read(&rig.published).expect("published"), published, "nor the published file");
+    let lines = assert_audit_complete(home, &r);
+    assert_eq!(
+        lines.last(),
+        Some(&(lines.len() as u64, "-".to_string(), "aborted: wrong maintenance window; the key was not rolled back".into()))
+    );
+
+    // A plain import works again, and so does a new rotation.
+    let other = generate(&rig.root, "communication", "other.key");
+    exits(home, &["import", "communication", "--file", path_str(&other.file)], b"", 0);
+    let again = start_comm(home, &key);
+    assert_ne!(again["id"], r["id"]);
+    assert_eq!(again["old_fingerprint"], other.fp.as_str());
+    assert!(home.join("rotations").join(format!("{}.json", r["id"].as_str().expect("id"))).exists());
+    ok(home, &["rotation", "abort"]);
+    let lines = assert_audit_complete(home, &rotation(home));
+    assert_eq!(lines.last().map(|l| l.2.as_str()), Some("aborted: no reason given; the key was not rolled back"));
+}
+
+// ---------------------------------------------------------------------------
+// 8. config check
+// ---------------------------------------------------------------------------
+
+#[test]
+fn config_check_says_what_each_part_does_and_refuses_an_invalid_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let project = dir.path().join("project");
+    fs::create_dir_all(project.join(".git")).expect("mkdir project/.git");
+    fs::create_dir_all(&home).expect("mkdir home");
+    let config = format!(
+        "[machine]\nroles = [\"scheduling\"]\nsmtp = true\n\n\
+         [[publish]]\nkind = \"communication\"\npath = \"pub/comm.key\"\nencoding = \"base64\"\n\n\
+         [[projects]]\npath = {}\nbug_tracker = true\n\n\
+         [components.scheduling]\nprocess = \"kt-sched\"\nrestart = [\"/bin/true\"]\n\
+         check = [\"keyturn\", \"fingerprint\", \"communication\"]\n\n\
+         [components.storage]\n\n\
+         [steps.upload-storage]\ncommand = [\"sh\", \"-c\", \"echo uploaded\"]\n\n\
+         [[machines]]\nname = \"exec-01\"\nroles = [\"execution\"]\n",
+        toml_str(path_str(&project))
+    );
+    fs::write(home.join("keyturn.toml"), &config).expect("write keyturn.toml");
+    let out = ok(&home, &["config", "check"]);
+    let said = text(&out.stdout);
+    for phrase in [
+        &format!("{} is valid.", home.join("keyturn.toml").display()),
+        "This machine: roles [scheduling]; SMTP settings configured.",
+        &format!("Publish: the communication key is written to {}", home.join("pub/comm.key").display()),
+        &format!("Project: {}: Git work tree: push/pull checked with git, bug tracker; upgraded", project.display()),
+        "Component scheduling (Scheduling service): process `kt-sched`; restart: /bin/true; check: keyturn fingerprint communication.",
+        "Component storage (Storage service): not configured (its restart steps are skipped).",
+        // Left out: the default, a Windows name to check on the installation.
+        "Component app (Test Studio app): process `Telerik.TestStudio.Desktop.exe`.",
+        "Step upload-storage: runs `sh -c echo uploaded` and is done when it exits 0.",
+        "Machine exec-01 [execution]: reached with `ssh -o BatchMode=yes exec-01 keyturn`.",
+        "check them against this installation",
+    ] {
+        assert!(said.contains(phrase), "config check says {phrase:?}:\n{said}");
+    }
+    assert!(!home.join("rotation.json").exists() && !home.join("keys.toml").exists(), "config check changes nothing");
+
+    // An unknown field is refused, naming the file.
+    fs::write(home.join("keyturn.toml"), config.replace("smtp = true", "smtp = true\ncolour = \"red\"")).expect("write");
+    let out = exits(&home, &["config", "check"], b"", 1);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&home.join("keyturn.toml").display().to_string()), "names the file: {stderr}");
+    assert!(stderr.contains("colour"), "names the field: {stderr}");
+    assert!(out.stdout.is_empty(), "says nothing is valid: {}", text(&out.stdout));
 }

@@ -277,10 +277,12 @@ fn pids(list: &[ProcessInfo]) -> String {
     list.iter().map(|p| p.pid.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// The first fingerprint-shaped word in `text`.
-fn fingerprint_in(text: &str) -> Option<Fingerprint> {
+/// The fingerprint-shaped words in `text`.
+fn fingerprints_in(text: &str) -> Vec<Fingerprint> {
     text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
-        .find_map(|w| (w.len() == 19).then(|| w.parse().ok()).flatten())
+        .filter(|w| w.len() == 19)
+        .filter_map(|w| w.parse().ok())
+        .collect()
 }
 
 fn restart(store: &Store, rotation: &Rotation, id: &str, edge: &Edge<'_>, progress: &mut dyn FnMut(&str)) -> Change {
@@ -363,12 +365,20 @@ fn check(component: &Component, rotation: &Rotation, edge: &Edge<'_>) -> Option<
     Some(match edge.commands.run(command, &[], edge.command_timeout) {
         Err(e) => Err(format!("its check command could not run: {e}")),
         Ok(out) if !out.success() => Err(format!("its check command failed ({}): {}", exit(&out), out.tail())),
-        Ok(out) => match fingerprint_in(&out.stdout) {
-            Some(fp) if fp == rotation.new_fingerprint => Ok(fp),
-            Some(fp) if fp == rotation.old_fingerprint => Err(format!("reports the old key {fp}")),
-            Some(fp) => Err(format!("reports another key {fp}, not {}", rotation.new_fingerprint)),
-            None => Err("its check command printed no fingerprint".into()),
-        },
+        Ok(out) => {
+            // A component may report several keys (one per kind): the new
+            // one must be among them.
+            let reported = fingerprints_in(&out.stdout);
+            if reported.contains(&rotation.new_fingerprint) {
+                Ok(rotation.new_fingerprint)
+            } else if reported.contains(&rotation.old_fingerprint) {
+                Err(format!("reports the old key {}", rotation.old_fingerprint))
+            } else if let Some(other) = reported.first() {
+                Err(format!("reports another key {other}, not {}", rotation.new_fingerprint))
+            } else {
+                Err("its check command printed no fingerprint".into())
+            }
+        }
     })
 }
 
@@ -506,7 +516,7 @@ mod tests {
     #[test]
     fn finds_a_fingerprint_in_check_output() {
         let fp: Fingerprint = "7F3A-91C0-55D2-0B8E".parse().expect("fp");
-        assert_eq!(fingerprint_in("loaded key 7F3A-91C0-55D2-0B8E at 10:00\n"), Some(fp));
-        assert_eq!(fingerprint_in("pid 1234-5678"), None);
+        assert_eq!(fingerprints_in("loaded key 7F3A-91C0-55D2-0B8E at 10:00\n"), vec![fp]);
+        assert_eq!(fingerprints_in("pid 1234-5678"), vec![]);
     }
 }

@@ -86,11 +86,10 @@ impl Clipboard for SystemClipboard {
 
     fn clear_if_holds(&mut self, text: &str) {
         match self.used {
-            Some(Copied::System) => {
-                if system::get().is_some_and(|held| held == text) {
-                    let _ = system::set("");
-                }
+            Some(Copied::System) if system::get().is_some_and(|held| held == text) => {
+                let _ = system::set("");
             }
+            Some(Copied::System) => {}
             Some(Copied::Terminal) => {
                 let _ = self.send_osc52("");
             }
@@ -125,7 +124,11 @@ mod system {
         let mut utf16: Vec<u8> = text.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect();
         raw::set_without_clear(formats::CF_UNICODETEXT, &utf16).map_err(|e| e.to_string())?;
         utf16.iter_mut().for_each(|b| *b = 0);
-        for name in ["ExcludeClipboardContentFromMonitorProcessing", "CanIncludeInClipboardHistory", "CanUploadToCloudClipboard"] {
+        for name in [
+            "ExcludeClipboardContentFromMonitorProcessing",
+            "CanIncludeInClipboardHistory",
+            "CanUploadToCloudClipboard",
+        ] {
             if let Some(format) = raw::register_format(name) {
                 let _ = raw::set_without_clear(format.get(), &0u32.to_le_bytes());
             }

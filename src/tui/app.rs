@@ -83,8 +83,14 @@ pub enum KeyControl {
 }
 
 impl KeyControl {
-    const ORDER: [KeyControl; 6] =
-        [KeyControl::Copy, KeyControl::Show, KeyControl::Reset, KeyControl::Generate, KeyControl::Field, KeyControl::Import];
+    const ORDER: [KeyControl; 6] = [
+        KeyControl::Copy,
+        KeyControl::Show,
+        KeyControl::Reset,
+        KeyControl::Generate,
+        KeyControl::Field,
+        KeyControl::Import,
+    ];
 
     /// Its label.
     pub fn label(self) -> &'static str {
@@ -169,7 +175,7 @@ pub enum WorkMessage {
     /// What is going on.
     Progress(String),
     /// Finished: the rotation as it stands, or an error.
-    Done(Result<Rotation, String>),
+    Done(Box<Result<Rotation, String>>),
 }
 
 /// Background work the wizard watches (a rotation running its steps).
@@ -250,7 +256,8 @@ fn pane_index(kind: KeyKind) -> usize {
 impl App {
     /// The wizard on `home`; opens on the rotation if one is open.
     pub fn new(home: Home, clipboard: Box<dyn Clipboard>, options: Options) -> App {
-        let pane = |kind| KeyPane { kind, focus: KeyControl::Generate, field: Zeroizing::new(String::new()), status: None };
+        let pane =
+            |kind| KeyPane { kind, focus: KeyControl::Generate, field: Zeroizing::new(String::new()), status: None };
         let mut app = App {
             home,
             tab: Tab::Encryption,
@@ -288,7 +295,12 @@ impl App {
                     .config()
                     .machines
                     .iter()
-                    .map(|m| (m.name.clone(), m.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect::<Vec<_>>().join(", ")))
+                    .map(|m| {
+                        (
+                            m.name.clone(),
+                            m.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect::<Vec<_>>().join(", "),
+                        )
+                    })
                     .collect();
                 match persist::load(&self.home.dir) {
                     Ok(rotation) => self.rotation = rotation,
@@ -416,7 +428,7 @@ impl App {
             changed = true;
             match message {
                 WorkMessage::Progress(p) => work.progress = p,
-                WorkMessage::Done(result) => done = Some(result),
+                WorkMessage::Done(result) => done = Some(*result),
             }
         }
         if let Some(result) = done {
@@ -497,10 +509,10 @@ impl App {
                 self.status = "Key pasted. Press Import (Tab, Enter) when ready.".into();
             }
             Action::Back => {
-                if let Some(pane) = self.pane_mut() {
-                    if pane.focus == KeyControl::Field {
-                        pane.focus = KeyControl::Generate;
-                    }
+                if let Some(pane) = self.pane_mut()
+                    && pane.focus == KeyControl::Field
+                {
+                    pane.focus = KeyControl::Generate;
                 }
             }
             Action::Activate | Action::Toggle => {
@@ -544,7 +556,9 @@ impl App {
         let Some(key) = self.custom_key(kind) else { return };
         let text = key.to_text();
         self.status = match self.clipboard.copy(&text) {
-            Ok(Copied::System) => format!("Key copied to the clipboard; it is cleared in {CLIPBOARD_SECONDS} s and on exit."),
+            Ok(Copied::System) => {
+                format!("Key copied to the clipboard; it is cleared in {CLIPBOARD_SECONDS} s and on exit.")
+            }
             Ok(Copied::Terminal) => format!(
                 "Key sent to your terminal's clipboard (OSC 52; no terminal confirms it): cleared in {CLIPBOARD_SECONDS} s. If nothing arrived, use Show."
             ),
@@ -555,7 +569,8 @@ impl App {
 
     fn show(&mut self, kind: KeyKind) {
         let Some(key) = self.custom_key(kind) else { return };
-        self.dialog = Some(Dialog::Show { kind, text: key.to_text(), until: Instant::now() + Duration::from_secs(SHOW_SECONDS) });
+        self.dialog =
+            Some(Dialog::Show { kind, text: key.to_text(), until: Instant::now() + Duration::from_secs(SHOW_SECONDS) });
         self.status = "Key shown.".into();
     }
 
@@ -597,10 +612,18 @@ impl App {
         let mut lines = Vec::new();
         match &key {
             Some(key) if store.active_key(kind) == *key => {
-                lines.push(format!("This {kind} key ({}) is already active; importing changes nothing.", key.fingerprint()));
+                lines.push(format!(
+                    "This {kind} key ({}) is already active; importing changes nothing.",
+                    key.fingerprint()
+                ));
             }
-            Some(key) => lines.push(format!("The {kind} key becomes {} (now {}).", key.fingerprint(), store.active_key(kind).fingerprint())),
-            None => lines.push("The communication key goes back to the built-in default, which anyone with keyturn has.".into()),
+            Some(key) => lines.push(format!(
+                "The {kind} key becomes {} (now {}).",
+                key.fingerprint(),
+                store.active_key(kind).fingerprint()
+            )),
+            None => lines
+                .push("The communication key goes back to the built-in default, which anyone with keyturn has.".into()),
         }
         if kind == KeyKind::Encryption {
             lines.push(format!(
@@ -679,16 +702,28 @@ impl App {
                     Some(Dialog::Credential { name, user, secret, on_secret: !on_secret })
                 }
                 Action::Char(c) => {
-                    if on_secret { secret.push(c) } else { user.push(c) }
+                    if on_secret {
+                        secret.push(c)
+                    } else {
+                        user.push(c)
+                    }
                     Some(Dialog::Credential { name, user, secret, on_secret })
                 }
                 Action::Paste(text) => {
                     let line = text.lines().next().unwrap_or_default().to_string();
-                    if on_secret { secret.push_str(&Zeroizing::new(line)) } else { user.push_str(&line) }
+                    if on_secret {
+                        secret.push_str(&Zeroizing::new(line))
+                    } else {
+                        user.push_str(&line)
+                    }
                     Some(Dialog::Credential { name, user, secret, on_secret })
                 }
                 Action::Backspace => {
-                    if on_secret { secret.pop() } else { user.pop() };
+                    if on_secret {
+                        secret.pop()
+                    } else {
+                        user.pop()
+                    };
                     Some(Dialog::Credential { name, user, secret, on_secret })
                 }
                 Action::Activate if !on_secret => Some(Dialog::Credential { name, user, secret, on_secret: true }),
@@ -706,7 +741,9 @@ impl App {
     }
 
     fn start_rotation(&mut self, kind: KeyKind, key: Option<Key>, setup: Setup) {
-        let result = self.store().and_then(|mut store| runner::start(&mut store, kind, setup, key, &self.edge()).map_err(|e| e.to_string()));
+        let result = self
+            .store()
+            .and_then(|mut store| runner::start(&mut store, kind, setup, key, &self.edge()).map_err(|e| e.to_string()));
         match result {
             Ok(rotation) => {
                 self.rotation = Some(rotation);
@@ -717,11 +754,12 @@ impl App {
                 self.reload();
                 self.tab = Tab::Rotation;
                 self.rotation_focus = RotationControl::Run;
-                self.status = if kind == KeyKind::Communication && self.panes[1].status.as_ref().is_some_and(|s| !s.custom) {
-                    "Key reset to the default. The rotation continues: Run checks the next steps.".into()
-                } else {
-                    "Key imported successfully. The rotation continues: Run checks the next steps.".into()
-                };
+                self.status =
+                    if kind == KeyKind::Communication && self.panes[1].status.as_ref().is_some_and(|s| !s.custom) {
+                        "Key reset to the default. The rotation continues: Run checks the next steps.".into()
+                    } else {
+                        "Key imported successfully. The rotation continues: Run checks the next steps.".into()
+                    };
                 self.run_rotation();
             }
             Err(e) => self.status = format!("Not imported: {e}"),
@@ -738,10 +776,11 @@ impl App {
         let wait = self.options.wait;
         let job = move |report: &mut dyn FnMut(WorkMessage)| {
             let edge = edge(wait);
-            let result = Store::open(home)
-                .map_err(|e| e.to_string())
-                .and_then(|mut store| runner::run(&mut store, None, &edge, &mut |p| report(WorkMessage::Progress(p.to_string()))).map_err(|e| e.to_string()));
-            report(WorkMessage::Done(result));
+            let result = Store::open(home).map_err(|e| e.to_string()).and_then(|mut store| {
+                runner::run(&mut store, None, &edge, &mut |p| report(WorkMessage::Progress(p.to_string())))
+                    .map_err(|e| e.to_string())
+            });
+            report(WorkMessage::Done(Box::new(result)));
         };
         let (sender, receiver) = channel();
         self.work = Some(Work { label: "Running the rotation".into(), progress: String::new(), receiver });
@@ -758,7 +797,9 @@ impl App {
             Ok(rotation) => {
                 self.status = match rotation.current() {
                     None => "The rotation is finished: every step is done or skipped.".into(),
-                    Some(step) => format!("Step {} needs you: {}", step.id, step.state.evidence().unwrap_or(&step.title)),
+                    Some(step) => {
+                        format!("Step {} needs you: {}", step.id, step.state.evidence().unwrap_or(&step.title))
+                    }
                 };
                 self.rotation = Some(rotation);
             }
@@ -778,24 +819,30 @@ impl App {
                 }
                 let at = enabled.iter().position(|c| *c == self.rotation_focus).unwrap_or(0);
                 let n = enabled.len();
-                self.rotation_focus = enabled[if action == Action::FocusNext { (at + 1) % n } else { (at + n - 1) % n }];
+                self.rotation_focus =
+                    enabled[if action == Action::FocusNext { (at + 1) % n } else { (at + n - 1) % n }];
             }
             Action::Up if self.selected > 0 => self.selected -= 1,
             Action::Down if self.selected + 1 < steps => self.selected += 1,
-            Action::Activate | Action::Toggle if self.rotation_enabled(self.rotation_focus) => match self.rotation_focus {
-                RotationControl::Steps => {}
-                RotationControl::Run => self.run_rotation(),
-                RotationControl::Confirm => self.commit_current(Change::Confirm),
-                RotationControl::Skip => {
-                    if let Some(step) = self.current_step_id() {
-                        self.dialog = Some(Dialog::Input { purpose: InputPurpose::SkipReason { step }, value: String::new() });
+            Action::Activate | Action::Toggle if self.rotation_enabled(self.rotation_focus) => {
+                match self.rotation_focus {
+                    RotationControl::Steps => {}
+                    RotationControl::Run => self.run_rotation(),
+                    RotationControl::Confirm => self.commit_current(Change::Confirm),
+                    RotationControl::Skip => {
+                        if let Some(step) = self.current_step_id() {
+                            self.dialog = Some(Dialog::Input {
+                                purpose: InputPurpose::SkipReason { step },
+                                value: String::new(),
+                            });
+                        }
+                    }
+                    RotationControl::Enter => self.enter_for_current(),
+                    RotationControl::Abort => {
+                        self.dialog = Some(Dialog::Input { purpose: InputPurpose::AbortReason, value: String::new() });
                     }
                 }
-                RotationControl::Enter => self.enter_for_current(),
-                RotationControl::Abort => {
-                    self.dialog = Some(Dialog::Input { purpose: InputPurpose::AbortReason, value: String::new() });
-                }
-            },
+            }
             _ => {}
         }
     }
@@ -813,7 +860,9 @@ impl App {
                 secret: Zeroizing::new(String::new()),
                 on_secret: false,
             }),
-            StepAction::Machine(_) => Some(Dialog::Input { purpose: InputPurpose::Fingerprint { step: step.id }, value: String::new() }),
+            StepAction::Machine(_) => {
+                Some(Dialog::Input { purpose: InputPurpose::Fingerprint { step: step.id }, value: String::new() })
+            }
             _ => None,
         };
     }
@@ -863,7 +912,9 @@ impl App {
             self.status = "Not stored: the user name and the secret are both needed.".into();
             return;
         }
-        let result = self.store().and_then(|mut store| store.set_credential(name, user.trim(), secret.as_bytes()).map_err(|e| e.to_string()));
+        let result = self.store().and_then(|mut store| {
+            store.set_credential(name, user.trim(), secret.as_bytes()).map_err(|e| e.to_string())
+        });
         match result {
             Ok(()) => {
                 self.status = format!("The {name} credential is stored under the new key; Run checks it.");

@@ -61,7 +61,11 @@ impl Theme {
 
     /// An error.
     pub fn bad(&self) -> Style {
-        if self.color { Style::new().fg(Color::Red).add_modifier(Modifier::BOLD) } else { Style::new().add_modifier(Modifier::BOLD) }
+        if self.color {
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::BOLD)
+        }
     }
 
     /// Titles and headings.

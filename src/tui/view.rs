@@ -31,7 +31,8 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>) {
         return;
     }
     let [tabs, body, status, hints] =
-        Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(1), Constraint::Length(1)]).areas(area);
+        Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(1), Constraint::Length(1)])
+            .areas(area);
     render_tabs(app, theme, frame, tabs);
     if let Some(error) = &app.store_error {
         let text = format!("The store cannot be used: {error}\n\nkeyturn changes nothing until this is fixed.");
@@ -92,11 +93,20 @@ fn render_dialog(app: &App, dialog: &Dialog, theme: &Theme, frame: &mut Frame<'_
         Dialog::Help => ("Keys", help_lines(), 16),
         Dialog::Message { title, text } => (title.as_str(), vec![Line::raw(text.clone())], 6),
         Dialog::Show { kind, text, .. } => {
-            let fingerprint = app.panes.iter().find(|p| p.kind == *kind).and_then(|p| p.status.as_ref()).map(|s| s.fingerprint.to_string()).unwrap_or_default();
+            let fingerprint = app
+                .panes
+                .iter()
+                .find(|p| p.kind == *kind)
+                .and_then(|p| p.status.as_ref())
+                .map(|s| s.fingerprint.to_string())
+                .unwrap_or_default();
             (
                 "Show key",
                 vec![
-                    Line::styled(format!("The {kind} key ({fingerprint}). Anyone who sees it can use it."), theme.warn()),
+                    Line::styled(
+                        format!("The {kind} key ({fingerprint}). Anyone who sees it can use it."),
+                        theme.warn(),
+                    ),
                     Line::raw("Select the next line to copy it. Any key hides it; it hides itself in 60 s."),
                     Line::raw(""),
                     // The key alone on its line: selecting the line takes the key.
@@ -113,7 +123,10 @@ fn render_dialog(app: &App, dialog: &Dialog, theme: &Theme, frame: &mut Frame<'_
             let choice = |on: bool| if on { "(*)" } else { "( )" };
             out.push(Line::raw(format!("  {} Single machine   {} Multiple machines", choice(!*multi), choice(*multi))));
             out.push(Line::raw(""));
-            out.push(Line::raw(format!("Enter: {} and start the rotation.   Esc: cancel.", if key.is_some() { "import" } else { "reset" })));
+            out.push(Line::raw(format!(
+                "Enter: {} and start the rotation.   Esc: cancel.",
+                if key.is_some() { "import" } else { "reset" }
+            )));
             let title = if key.is_some() { "Import the key?" } else { "Reset to the default key?" };
             let _ = kind;
             let height = u16::try_from(out.len()).unwrap_or(12) + 4;
@@ -121,9 +134,15 @@ fn render_dialog(app: &App, dialog: &Dialog, theme: &Theme, frame: &mut Frame<'_
         }
         Dialog::Input { purpose, value } => {
             let (title, prompt) = match purpose {
-                InputPurpose::SkipReason { .. } => ("Skip the step", "Why is this step skipped? (recorded in the audit log)"),
-                InputPurpose::Fingerprint { .. } => ("Verify the machine", "The fingerprint that machine shows (keyturn fingerprint KIND):"),
-                InputPurpose::AbortReason => ("Abort the rotation", "Why? The key is not rolled back. Enter aborts, Esc keeps going."),
+                InputPurpose::SkipReason { .. } => {
+                    ("Skip the step", "Why is this step skipped? (recorded in the audit log)")
+                }
+                InputPurpose::Fingerprint { .. } => {
+                    ("Verify the machine", "The fingerprint that machine shows (keyturn fingerprint KIND):")
+                }
+                InputPurpose::AbortReason => {
+                    ("Abort the rotation", "Why? The key is not rolled back. Enter aborts, Esc keeps going.")
+                }
             };
             (title, vec![Line::raw(prompt), Line::raw(""), Line::styled(format!("> {value}_"), theme.focused())], 7)
         }

@@ -16,7 +16,8 @@ const PLACEHOLDER: &str = "Generate new or enter a pre-generated key.";
 pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     let Some(pane) = app.pane() else { return };
     let [heading, current, replace, note] =
-        Layout::vertical([Constraint::Length(1), Constraint::Length(4), Constraint::Length(3), Constraint::Fill(1)]).areas(area);
+        Layout::vertical([Constraint::Length(1), Constraint::Length(4), Constraint::Length(3), Constraint::Fill(1)])
+            .areas(area);
     let title = match pane.kind {
         KeyKind::Encryption => "Encryption Key",
         KeyKind::Communication => "Communication Key",
@@ -36,7 +37,12 @@ fn control<'a>(app: &App, pane: &KeyPane, c: KeyControl, theme: &Theme) -> Span<
 }
 
 fn render_current(app: &App, pane: &KeyPane, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
-    let mut buttons = vec![Span::raw(" "), control(app, pane, KeyControl::Copy, theme), Span::raw("  "), control(app, pane, KeyControl::Show, theme)];
+    let mut buttons = vec![
+        Span::raw(" "),
+        control(app, pane, KeyControl::Copy, theme),
+        Span::raw("  "),
+        control(app, pane, KeyControl::Show, theme),
+    ];
     if pane.kind == KeyKind::Communication {
         buttons.push(Span::raw("  "));
         buttons.push(control(app, pane, KeyControl::Reset, theme));
@@ -82,11 +88,24 @@ fn render_replace(app: &App, pane: &KeyPane, theme: &Theme, frame: &mut Frame<'_
     } else {
         ratatui::style::Style::new()
     };
-    let line = Line::from(vec![Span::raw(" "), generate, Span::raw("  "), Span::styled(field_text, field_style), Span::raw("  "), import]);
+    let line = Line::from(vec![
+        Span::raw(" "),
+        generate,
+        Span::raw("  "),
+        Span::styled(field_text, field_style),
+        Span::raw("  "),
+        import,
+    ]);
     frame.render_widget(Paragraph::new(line).block(block("Replace Key", theme)), area);
     if focused && app.dialog.is_none() {
         let typed = if pane.field.is_empty() { 0 } else { text.chars().count() };
-        let x = area.x + 1 + 1 + u16::try_from(pane_button_width(app, pane, theme)).unwrap_or(0) + 2 + 1 + u16::try_from(typed).unwrap_or(0);
+        let x = area.x
+            + 1
+            + 1
+            + u16::try_from(pane_button_width(app, pane, theme)).unwrap_or(0)
+            + 2
+            + 1
+            + u16::try_from(typed).unwrap_or(0);
         frame.set_cursor_position(Position { x: x.min(area.right().saturating_sub(2)), y: area.y + 1 });
     }
 }

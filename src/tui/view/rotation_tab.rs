@@ -36,7 +36,8 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     };
     let current = rotation.current().map(|s| s.id.clone());
     let [heading, list, detail, buttons] =
-        Layout::vertical([Constraint::Length(2), Constraint::Fill(1), Constraint::Length(5), Constraint::Length(1)]).areas(area);
+        Layout::vertical([Constraint::Length(2), Constraint::Fill(1), Constraint::Length(5), Constraint::Length(1)])
+            .areas(area);
     let setup = match rotation.setup {
         Setup::Single => "single machine",
         Setup::Multi => "multiple machines",
@@ -55,7 +56,10 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     let work = app.work.as_ref().map(|w| format!("  ... {} {}", w.label, w.progress)).unwrap_or_default();
     frame.render_widget(
         Paragraph::new(vec![
-            Line::styled(format!(" {} key rotation, {setup}, {variant}: {status}", capitalised(rotation.kind.name())), theme.title()),
+            Line::styled(
+                format!(" {} key rotation, {setup}, {variant}: {status}", capitalised(rotation.kind.name())),
+                theme.title(),
+            ),
             Line::raw(format!(" {} {} {}{work}", rotation.old_fingerprint, theme.arrow(), rotation.new_fingerprint)),
         ]),
         heading,
@@ -80,7 +84,11 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
             let pointer = if i == app.selected { ">" } else { " " };
             let text = format!("{pointer}{mark} {:<22} {}", step.id, step.title);
             let line = Line::from(Span::styled(text, style));
-            if i == app.selected && app.rotation_focus == RotationControl::Steps { line.style(theme.selected()) } else { line }
+            if i == app.selected && app.rotation_focus == RotationControl::Steps {
+                line.style(theme.selected())
+            } else {
+                line
+            }
         })
         .collect();
     frame.render_widget(Paragraph::new(lines).block(block("Checklist", theme)), list);
@@ -99,7 +107,8 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
         let title = format!("{} ({:?}, original steps {})", step.id, step.kind, seeds.join(", "));
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }).block(block(&title, theme)), detail);
     }
-    let control = |c: RotationControl, label: &str| button(label, app.rotation_focus == c, app.rotation_enabled(c), theme);
+    let control =
+        |c: RotationControl, label: &str| button(label, app.rotation_focus == c, app.rotation_enabled(c), theme);
     let row = Line::from(vec![
         Span::raw(" "),
         control(RotationControl::Run, "Run"),

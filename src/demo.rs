@@ -1,0 +1,217 @@
+//! `keyturn demo`: a throwaway home with a sample project (encrypted password
+//! steps and connection strings), sample credentials, and stand-in services
+//! that really stop and start again, so a newcomer can walk a whole rotation
+//! in a minute. Everything lives in one temporary directory, removed at the
+//! end, and the stand-ins are stopped.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::keys::{Key, KeyKind};
+use crate::store::config::Encoding;
+use crate::store::credentials::CredentialName;
+use crate::store::home::Home;
+use crate::store::{Store, publish};
+
+/// The stand-in components: config id and process name (at most 15 bytes,
+/// as Linux keeps them).
+const STANDINS: [(&str, &str); 3] =
+    [("scheduling", "kt-demo-sched"), ("storage", "kt-demo-storage"), ("execution", "kt-demo-exec")];
+
+/// A demo home; dropping it stops the stand-ins and removes everything.
+#[derive(Debug)]
+pub struct Demo {
+    dir: tempfile::TempDir,
+}
+
+impl Demo {
+    /// The home to open the wizard on.
+    pub fn home(&self) -> Home {
+        Home { dir: self.dir.path().join("home"), machine_wide: false }
+    }
+
+    /// The temporary directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        for (_, name) in STANDINS {
+            stop(self.dir.path(), name);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn stop(dir: &Path, name: &str) {
+    let pid_file = dir.join("run").join(format!("{name}.pid"));
+    if let Ok(pid) = fs::read_to_string(pid_file) {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
+}
+
+#[cfg(not(unix))]
+fn stop(_dir: &Path, _name: &str) {}
+
+fn write(path: &Path, text: &str) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(path, text)
+}
+
+/// Builds the demo. `keyturn` is the binary the stand-ins' check commands run.
+pub fn create(keyturn: &Path) -> io::Result<Demo> {
+    let dir = tempfile::Builder::new().prefix("keyturn-demo-").tempdir()?;
+    let root = dir.path().to_path_buf();
+    let home = root.join("home");
+    crate::store::atomic::create_private_dir(&home)?;
+    let demo = Demo { dir };
+    let project = root.join("Projects").join("Checkout");
+    let mut config = String::from(
+        "# The keyturn demo: a throwaway home. Everything here is removed when the wizard ends.\n\n\
+         [machine]\nroles = [\"scheduling\", \"execution\"]\nsmtp = true\n\n",
+    );
+    config.push_str(&format!(
+        "[[projects]]\npath = {}\ngit = false\nbug_tracker = true\n\n",
+        toml::Value::String(project.display().to_string())
+    ));
+    for kind in KeyKind::ALL {
+        config.push_str(&format!(
+            "[[publish]]\nkind = \"{kind}\"\npath = {}\nencoding = \"base64\"\n\n",
+            toml::Value::String(root.join("pub").join(format!("{kind}.key")).display().to_string())
+        ));
+    }
+    let standins = standins(&root, keyturn)?;
+    config.push_str(&standins);
+    config.push_str("[components.app]\nprocess = \"kt-demo-app\"   # not running: nothing to restart\n\n");
+    config.push_str("[[machines]]\nname = \"exec-02\"\nroles = [\"execution\"]\n");
+    write(&home.join("keyturn.toml"), &config)?;
+
+    let mut store = Store::open(Home { dir: home, machine_wide: false }).map_err(io::Error::other)?;
+    for kind in KeyKind::ALL {
+        let target = (root.join("pub").join(format!("{kind}.key")), Encoding::Base64);
+        fs::create_dir_all(root.join("pub"))?;
+        publish::publish(&[target], &Key::default_for(kind)).map_err(io::Error::other)?;
+    }
+    let ring = store.keyring();
+    let seal = |value: &str| ring.seal(value.as_bytes());
+    write(
+        &project.join("Tests").join("Login.tstest"),
+        &format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<Test Name=\"Login\">\r\n  <Step Type=\"SetText\" Target=\"#user\" Value=\"qa-bot\"/>\r\n  <Step Type=\"SetText\" Target=\"#password\" Encrypt=\"True\" Value=\"{}\"/>\r\n</Test>\r\n",
+            seal("Tr0ub4dor&3")
+        ),
+    )?;
+    write(
+        &project.join("Tests").join("Checkout.tstest"),
+        &format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Test Name=\"Checkout — Überprüfung\">\n  <Step Type=\"SetText\" Target=\"#card-pin\" Encrypt=\"True\" Value=\"{}\"/>\n</Test>\n",
+            seal("4711")
+        ),
+    )?;
+    write(
+        &project.join("Data").join("customers.csv"),
+        &format!(
+            "name,connection\r\norders,\"Server=db01;Database=Orders;User Id=qa;Password={};\"\r\n",
+            seal("s3cr3t-db")
+        ),
+    )?;
+    write(
+        &project.join("Data").join("sources.json"),
+        &format!(
+            "{{\n  \"sources\": [\n    {{ \"name\": \"inventory\", \"connection\": \"Server=db02;User Id=qa;Password={};\" }}\n  ]\n}}\n",
+            seal("inv-pass")
+        ),
+    )?;
+    store.set_credential(CredentialName::Git, "qa-bot", b"ghp-demo-token").map_err(io::Error::other)?;
+    store.set_credential(CredentialName::Smtp, "alerts@example.test", b"smtp-demo-pass").map_err(io::Error::other)?;
+    start_standins(&root)?;
+    Ok(demo)
+}
+
+/// Writes the stand-in services: a copy of `sleep` under the component's
+/// name, a start script that loads the published keys then starts it, a
+/// restart script, and a check that prints the fingerprints it loaded.
+#[cfg(unix)]
+fn standins(root: &Path, keyturn: &Path) -> io::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let sleep = ["/bin/sleep", "/usr/bin/sleep"].into_iter().map(PathBuf::from).find(|p| p.exists());
+    let Some(sleep) = sleep else {
+        return Ok(empty_components());
+    };
+    let mut config = String::new();
+    for dir in ["bin", "run", "loaded"] {
+        fs::create_dir_all(root.join(dir))?;
+    }
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    for (id, name) in STANDINS {
+        fs::copy(&sleep, root.join("bin").join(name))?;
+        let start = root.join(format!("start-{name}.sh"));
+        let restart = root.join(format!("restart-{name}.sh"));
+        let check = root.join(format!("check-{name}.sh"));
+        write(
+            &start,
+            &format!(
+                "#!/bin/sh\n# Stand-in for the {id} component: loads the published keys at start.\ncd {root}\ncp pub/encryption.key loaded/{name}-encryption.key\ncp pub/communication.key loaded/{name}-communication.key\nnohup bin/{name} 86400 >/dev/null 2>&1 &\necho $! > run/{name}.pid\n",
+                root = quote(root)
+            ),
+        )?;
+        write(
+            &restart,
+            &format!(
+                "#!/bin/sh\ncd {root}\n[ -f run/{name}.pid ] && kill \"$(cat run/{name}.pid)\" 2>/dev/null\nsleep 0.3\nexec sh {start}\n",
+                root = quote(root),
+                start = quote(&start)
+            ),
+        )?;
+        write(
+            &check,
+            &format!(
+                "#!/bin/sh\ncd {root}\n{k} fingerprint encryption --file loaded/{name}-encryption.key --encoding base64\n{k} fingerprint communication --file loaded/{name}-communication.key --encoding base64\n",
+                root = quote(root),
+                k = quote(keyturn)
+            ),
+        )?;
+        for script in [&start, &restart, &check] {
+            fs::set_permissions(script, fs::Permissions::from_mode(0o755))?;
+        }
+        config.push_str(&format!(
+            "[components.{id}]\nprocess = \"{name}\"\nrestart = [{restart}]\nstart = [{start}]\ncheck = [{check}]\n\n",
+            restart = toml::Value::String(restart.display().to_string()),
+            start = toml::Value::String(start.display().to_string()),
+            check = toml::Value::String(check.display().to_string()),
+        ));
+    }
+    Ok(config)
+}
+
+#[cfg(not(unix))]
+fn standins(_root: &Path, _keyturn: &Path) -> io::Result<String> {
+    Ok(empty_components())
+}
+
+/// No stand-ins on this system: the components are left out, and their
+/// restart steps are skipped as not configured.
+fn empty_components() -> String {
+    "[components.scheduling]\n[components.storage]\n[components.execution]\n\n".to_string()
+}
+
+#[cfg(unix)]
+fn start_standins(root: &Path) -> io::Result<()> {
+    for (_, name) in STANDINS {
+        let start = root.join(format!("start-{name}.sh"));
+        if start.exists() {
+            std::process::Command::new("sh").arg(&start).status()?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn start_standins(_root: &Path) -> io::Result<()> {
+    Ok(())
+}
