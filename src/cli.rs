@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each command group lives in its own
 //! file and only calls the domain.
 
+mod copy;
 mod credentials;
 mod input;
 mod keys;
@@ -66,6 +67,8 @@ enum Command {
     },
     /// Print the current custom key (refused for the default key).
     Show { kind: Kind },
+    /// Put the current custom key on the clipboard; wait with a countdown, then clear it.
+    Copy { kind: Kind },
     /// Print the current key's fingerprint (or that of the key in a file).
     Fingerprint {
         kind: Kind,
@@ -378,6 +381,7 @@ fn run(cli: Cli) -> eyre::Result<()> {
         Command::Status { json } => keys::status(&open()?, json),
         Command::Import { kind, file } => keys::import(&mut open()?, kind.into(), file.as_deref()),
         Command::Show { kind } => keys::show(&open()?, kind.into()),
+        Command::Copy { kind } => copy::copy(&open()?, kind.into()),
         Command::Fingerprint { kind, file: Some(file), encoding } => {
             keys::fingerprint_of_file(kind.into(), &file, encoding.into())
         }
