@@ -3,6 +3,7 @@
 
 mod copy;
 mod credentials;
+mod fleet;
 mod input;
 mod keys;
 mod projects;
@@ -16,7 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use color_eyre::eyre::{self, WrapErr};
 use keyturn::keys::KeyKind;
 use keyturn::rotation::Setup;
-use keyturn::store::config::Encoding;
+use keyturn::store::config::{Encoding, Role};
 use keyturn::store::credentials::CredentialName;
 use keyturn::store::home::{Home, HomeInputs};
 use keyturn::store::{Store, StoreError};
@@ -114,6 +115,54 @@ enum Command {
     /// keyturn.toml.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The roster of other machines and the fleet's status.
+    #[command(subcommand)]
+    Machines(MachinesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MachinesCommand {
+    /// The roster.
+    List,
+    /// Add a machine to the roster.
+    Add {
+        name: String,
+        /// Its roles (repeat for several).
+        #[arg(long = "role", value_enum)]
+        roles: Vec<RoleArg>,
+        /// The command that runs keyturn there (default: ssh -o BatchMode=yes NAME keyturn).
+        #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "ARG")]
+        command: Vec<String>,
+    },
+    /// Remove a machine from the roster.
+    Remove { name: String },
+    /// Every machine's fingerprints against this one; exit 3 while any differs.
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// How many machines to ask at once.
+        #[arg(long, default_value_t = keyturn::fleet::DEFAULT_PARALLEL)]
+        parallel: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum RoleArg {
+    Scheduling,
+    Storage,
+    Execution,
+    Project,
+}
+
+impl From<RoleArg> for Role {
+    fn from(arg: RoleArg) -> Role {
+        match arg {
+            RoleArg::Scheduling => Role::Scheduling,
+            RoleArg::Storage => Role::Storage,
+            RoleArg::Execution => Role::Execution,
+            RoleArg::Project => Role::Project,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,6 +257,19 @@ enum RotationCommand {
         step: String,
         #[arg(long, value_name = "TEXT")]
         reason: String,
+    },
+    /// This machine's part of a rotation run elsewhere (key on standard input).
+    Join {
+        kind: Kind,
+        /// Communication only: back to the default key.
+        #[arg(long)]
+        reset: bool,
+        /// Print the JSON report (what the first machine reads).
+        #[arg(long)]
+        json: bool,
+        /// Seconds a restart waits for its component.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        wait: u64,
     },
     /// End the rotation and record it; the key is not rolled back.
     Abort {
@@ -367,7 +429,7 @@ fn run(cli: Cli) -> eyre::Result<()> {
     let Some(command) = cli.command else {
         // The wizard; it opens on a rotation left open.
         let home = Home::resolve(&HomeInputs::from_process(cli.home.clone()))?;
-        return Ok(keyturn::tui::run(home, cli.ascii, std::time::Duration::from_secs(60))?);
+        return wizard(home, cli.ascii, std::time::Duration::from_secs(60));
     };
     let open = || -> eyre::Result<Store> {
         let home = Home::resolve(&HomeInputs::from_process(cli.home.clone()))?;
@@ -400,16 +462,36 @@ fn run(cli: Cli) -> eyre::Result<()> {
         Command::Credentials(CredentialsCommand::List { json }) => credentials::list(&open()?, json),
         Command::Rotation(command) => rotation_command(&mut open()?, command),
         Command::Config(ConfigCommand::Check) => rotation::config_check(&open()?),
+        Command::Machines(MachinesCommand::List) => fleet::list(&open()?),
+        Command::Machines(MachinesCommand::Add { name, roles, command }) => {
+            let roles: Vec<Role> = roles.into_iter().map(Into::into).collect();
+            fleet::add(&open()?, &name, &roles, &command)
+        }
+        Command::Machines(MachinesCommand::Remove { name }) => fleet::remove(&open()?, &name),
+        Command::Machines(MachinesCommand::Status { json, parallel }) => fleet::status(&open()?, json, parallel),
     }
+}
+
+/// The wizard, when there is a terminal to draw it on.
+fn wizard(home: Home, ascii: bool, wait: std::time::Duration) -> eyre::Result<()> {
+    use std::io::IsTerminal;
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        return Err(Usage(
+            "the wizard needs a terminal (standard input and output); for scripts use the commands: keyturn --help"
+                .into(),
+        )
+        .into());
+    }
+    Ok(keyturn::tui::run(home, ascii, wait)?)
 }
 
 fn demo(ascii: bool) -> eyre::Result<()> {
     let me = std::env::current_exe().wrap_err("cannot find the keyturn binary for the demo's services")?;
     let demo = keyturn::demo::create(&me).wrap_err("cannot build the demo")?;
-    let result = keyturn::tui::run(demo.home(), ascii, std::time::Duration::from_secs(15));
+    let result = wizard(demo.home(), ascii, std::time::Duration::from_secs(15));
     eprintln!("The demo home {} and its stand-in services are gone.", demo.path().display());
     drop(demo);
-    Ok(result?)
+    result
 }
 
 fn rotation_command(store: &mut Store, command: RotationCommand) -> eyre::Result<()> {
@@ -432,6 +514,9 @@ fn rotation_command(store: &mut Store, command: RotationCommand) -> eyre::Result
         RotationCommand::Confirm { step, fingerprint } => rotation::confirm(store, &step, fingerprint.as_deref()),
         RotationCommand::Skip { step, reason } => rotation::skip(store, &step, &reason),
         RotationCommand::Abort { reason } => rotation::abort(store, reason.as_deref()),
+        RotationCommand::Join { kind, reset, json, wait } => {
+            fleet::join(store, kind.into(), reset, json, std::time::Duration::from_secs(wait))
+        }
     }
 }
 

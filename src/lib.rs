@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod fault;
+pub mod fleet;
 pub mod keys;
 pub mod project;
 pub mod rotation;

@@ -28,7 +28,7 @@ pub fn run(home: Home, ascii: bool, wait: Duration) -> io::Result<()> {
     // ratatui::init: raw mode, alternate screen, and a panic hook that gives
     // the terminal back. No mouse capture: the terminal's own selection is
     // the operator's last resort for copying.
-    let mut terminal = ratatui::init();
+    let mut terminal = ratatui::try_init()?;
     let _ = execute!(io::stdout(), EnableBracketedPaste);
     let result = event_loop(&mut terminal, &mut app, &theme);
     app.shutdown();

@@ -244,7 +244,8 @@ fn version_prints_name_and_version() {
 #[test]
 fn no_command_is_a_usage_error() {
     let (_tmp, home) = fresh();
-    kt(&home, &[], "").error_line(2, "the terminal wizard is not in this build yet");
+    // Without a terminal the wizard cannot run: it says so instead.
+    kt(&home, &[], "").error_line(2, "the wizard needs a terminal");
 }
 
 #[test]
@@ -283,7 +284,14 @@ fn status_on_a_fresh_home_shows_the_default_keys_and_writes_nothing() {
 #[test]
 fn status_json_on_a_fresh_home_has_the_documented_shape() {
     let (_tmp, home) = fresh();
-    let doc = status_json(&home);
+    let mut doc = status_json(&home);
+    // The machine's clock and name, for the fleet view's skew and rows.
+    let time = doc["time"].as_str().expect("a time").to_string();
+    assert!(time.parse::<jiff::Timestamp>().is_ok(), "{time}");
+    assert!(doc["machine"].as_str().is_some_and(|m| !m.is_empty()));
+    let object = doc.as_object_mut().expect("an object");
+    object.remove("time");
+    object.remove("machine");
     let expected = serde_json::json!({
         "keyturn": "0.1.0",
         "home": home.display().to_string(),
@@ -314,7 +322,7 @@ fn status_after_imports_shows_custom_keys_and_the_retired_one() {
 
     let doc = status_json(&home);
     let top: Vec<&String> = doc.as_object().expect("an object").keys().collect();
-    assert_eq!(top, ["home", "keys", "keyturn", "machine_wide", "rotation"]);
+    assert_eq!(top, ["home", "keys", "keyturn", "machine", "machine_wide", "rotation", "time"]);
     assert_eq!(doc["keyturn"], "0.1.0");
     assert_eq!(doc["machine_wide"], false);
     assert_eq!(doc["rotation"], serde_json::Value::Null);

@@ -25,7 +25,9 @@ fn terminal_writer() -> Box<dyn Write + Send> {
 pub fn copy(store: &Store, kind: KeyKind) -> eyre::Result<()> {
     let key = store.active_key(kind);
     if key.is_default() {
-        eyre::bail!("the {kind} key is the built-in default, which cannot be shown or copied; generate and import a custom key");
+        eyre::bail!(
+            "the {kind} key is the built-in default, which cannot be shown or copied; generate and import a custom key"
+        );
     }
     let text = key.to_text();
     let mut clipboard = SystemClipboard::new(terminal_writer());
@@ -52,7 +54,11 @@ fn countdown() {
         if left.is_zero() {
             break;
         }
-        eprint!("\rPaste it now; cleared in {:2} s{}", left.as_secs() + 1, if interactive { " (any key: clear now)" } else { "" });
+        eprint!(
+            "\rPaste it now; cleared in {:2} s{}",
+            left.as_secs() + 1,
+            if interactive { " (any key: clear now)" } else { "" }
+        );
         let _ = std::io::stderr().flush();
         let step = left.min(Duration::from_secs(1));
         if interactive {

@@ -49,6 +49,8 @@ pub fn status(store: &Store, json: bool) -> eyre::Result<()> {
             .collect();
         let doc = json!({
             "keyturn": env!("CARGO_PKG_VERSION"),
+            "time": Timestamp::now().to_string(),
+            "machine": keyturn::system::machine(),
             "home": home.dir.display().to_string(),
             "machine_wide": home.machine_wide,
             "keys": keys,

@@ -198,6 +198,12 @@ pub fn run(
         let Some(step) = rotation.current().cloned() else { return Ok(rotation) };
         progress(&format!("{}: {}", step.id, step.title));
         *store = Store::open(store.home().clone())?;
+        if let Action::Machine(_) = step.action {
+            match machines(store, &home, &rotation, edge, progress)? {
+                Some(next) => return Ok(next),
+                None => continue,
+            }
+        }
         let change = if step.action == Action::Import {
             match import_step(store, &home, &rotation, key.take())? {
                 Ok(next) if !next.is_open() => return Ok(next),
@@ -251,6 +257,83 @@ fn import_step(
     }
 }
 
+/// The block of machine steps from the current one: each roster machine
+/// joins, all at once with a bound, and each step is checked off from its
+/// machine's report. `None`: all done, go on; `Some`: stop here.
+fn machines(
+    store: &Store,
+    home: &Path,
+    rotation: &Rotation,
+    edge: &Edge<'_>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Option<Rotation>, RunError> {
+    let roster = &store.config().machines;
+    let block: Vec<(String, crate::store::config::MachineEntry)> = rotation
+        .steps
+        .iter()
+        .skip_while(|s| s.state.is_closed())
+        .take_while(|s| matches!(s.action, Action::Machine(_)))
+        .filter(|s| !s.state.is_closed())
+        .filter_map(|s| match &s.action {
+            Action::Machine(name) => roster.iter().find(|m| &m.name == name).map(|m| (s.id.clone(), m.clone())),
+            _ => None,
+        })
+        .collect();
+    let key = (rotation.variant != Variant::Reset).then(|| store.active_key(rotation.kind));
+    let entries: Vec<crate::store::config::MachineEntry> = block.iter().map(|(_, m)| m.clone()).collect();
+    progress(&format!("pushing the key to {} machines", entries.len()));
+    let answers = crate::fleet::each(
+        &entries,
+        crate::fleet::DEFAULT_PARALLEL,
+        &|m| {
+            crate::fleet::push(
+                m,
+                rotation.kind,
+                key.as_ref(),
+                edge.commands,
+                crate::fleet::JOIN_TIMEOUT.max(edge.wait * 4),
+            )
+        },
+        &|_, _| {},
+    );
+    let mut stop = false;
+    let mut last = None;
+    for ((step, machine), answer) in block.iter().zip(&answers) {
+        let change = crate::fleet::machine_change(&machine.name, rotation.kind, rotation.new_fingerprint, answer);
+        progress(&format!(
+            "{}: {}",
+            machine.name,
+            if matches!(change, Change::Done(_)) { "on the new key" } else { "needs attention" }
+        ));
+        stop |= !matches!(change, Change::Done(_));
+        match persist::commit(home, None, Event::step(step, change)) {
+            Ok(next) => last = Some(next),
+            Err(PersistError::Transition(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // A machine step not in the roster waits for a typed fingerprint.
+    if block.is_empty() {
+        stop = true;
+        if let Some(step) = rotation.current() {
+            let change = evaluate_machine_by_hand(rotation, step);
+            last = Some(persist::commit(home, None, Event::step(&step.id, change))?);
+        }
+    }
+    Ok(match last {
+        Some(next) if stop || !next.is_open() => Some(next),
+        _ => None,
+    })
+}
+
+fn evaluate_machine_by_hand(rotation: &Rotation, step: &Step) -> Change {
+    let Action::Machine(name) = &step.action else { return Change::Wait(String::new()) };
+    Change::Wait(format!(
+        "{name} is not in the roster: run `keyturn fingerprint {}` there and type what it shows: keyturn rotation confirm {} --fingerprint XXXX-XXXX-XXXX-XXXX",
+        rotation.kind, step.id
+    ))
+}
+
 fn evaluate(
     store: &mut Store,
     rotation: &Rotation,
@@ -260,15 +343,12 @@ fn evaluate(
 ) -> Change {
     match &step.action {
         Action::Import => Change::Wait("internal: the import is handled before".into()),
-        Action::Restart(id) => restart(store, rotation, id, edge, progress),
+        Action::Restart(id) => restart_step(store, rotation, id, edge, progress),
         Action::Credential(name) => credential(store, *name),
         Action::Upgrade => upgrade(store, progress),
         Action::Push => source_control(store, edge, false),
         Action::GetLatest => source_control(store, edge, true),
-        Action::Machine(name) => Change::Wait(format!(
-            "waiting for {name}: run `keyturn fingerprint {}` there and type what it shows: keyturn rotation confirm {} --fingerprint XXXX-XXXX-XXXX-XXXX",
-            rotation.kind, step.id
-        )),
+        Action::Machine(_) => evaluate_machine_by_hand(rotation, step),
         Action::Manual => manual(store, step, edge),
     }
 }
@@ -285,7 +365,32 @@ fn fingerprints_in(text: &str) -> Vec<Fingerprint> {
         .collect()
 }
 
-fn restart(store: &Store, rotation: &Rotation, id: &str, edge: &Edge<'_>, progress: &mut dyn FnMut(&str)) -> Change {
+/// A component on a machine whose key did not change (a join run again):
+/// left alone when it runs with the new key, restarted when its `check`
+/// shows it does not.
+pub fn unchanged_component(store: &Store, rotation: &Rotation, id: &str, edge: &Edge<'_>) -> Change {
+    let Some(component) = component(store, id) else {
+        return Change::Skip(format!("[components.{id}] is not configured here"));
+    };
+    if running(component, edge).is_empty() {
+        return Change::Done("not running, nothing to restart".into());
+    }
+    match check(component, rotation, edge) {
+        None => Change::Done("the key was already active: not restarted".into()),
+        Some(Ok(fp)) => Change::Done(format!("runs with the new key (reports {fp})")),
+        Some(Err(_)) => restart_step(store, rotation, id, edge, &mut |_| {}),
+    }
+}
+
+/// A restart step: runs the component's restart (or start) command and
+/// waits for the evidence that it came back with the new key.
+pub fn restart_step(
+    store: &Store,
+    rotation: &Rotation,
+    id: &str,
+    edge: &Edge<'_>,
+    progress: &mut dyn FnMut(&str),
+) -> Change {
     let Some(component) = component(store, id) else {
         return Change::Wait(format!(
             "[components.{id}] is not configured: configure it, or skip this step with a reason"

@@ -249,8 +249,13 @@ pub fn apply(mut rotation: Rotation, event: Event, now: Timestamp) -> Result<Rot
     if step.state.is_closed() {
         return Err(TransitionError::AlreadyClosed { step: step_id, state: step.state.name() });
     }
-    let current = rotation.current().map(|s| s.id.clone()).unwrap_or_default();
-    if current != step_id {
+    let current_index = rotation.steps.iter().position(|s| !s.state.is_closed()).unwrap_or(0);
+    // Machine steps in one block are independent: one slow or dead machine
+    // must not hold back the others' evidence.
+    let in_machine_block =
+        index > current_index && rotation.steps[current_index..=index].iter().all(|s| s.kind == StepKind::PerMachine);
+    if index != current_index && !in_machine_block {
+        let current = rotation.steps[current_index].id.clone();
         return Err(TransitionError::NotCurrent { step: step_id, current });
     }
     let new_state = match change {

@@ -7,7 +7,7 @@ use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
 
 use super::StoreError;
 use super::atomic;
-use super::config::{CONFIG_FILE, Config};
+use super::config::{CONFIG_FILE, Config, Role};
 use super::file::{self, Guard, text};
 use super::lock::{self, Lock};
 
@@ -60,33 +60,63 @@ pub fn add_project(home: &Path, dir: &Path) -> Result<bool, StoreError> {
 /// Removes the `[[projects]]` entry for `dir`; returns whether one was there.
 pub fn remove_project(home: &Path, dir: &Path) -> Result<bool, StoreError> {
     let wanted = path_text(dir);
-    edit(home, "projects remove", |doc| {
-        let Some(projects) = doc.get_mut("projects").and_then(Item::as_array_of_tables_mut) else { return false };
-        let Some(index) = projects.iter().position(|t| t.get("path").and_then(Item::as_str) == Some(wanted.as_str()))
-        else {
+    edit(home, "projects remove", |doc| remove_entry(doc, "projects", "path", &wanted))
+}
+
+/// Removes the entry of the array of tables `array` whose `field` is
+/// `wanted`; returns whether one was there.
+fn remove_entry(doc: &mut DocumentMut, array: &str, field: &str, wanted: &str) -> bool {
+    let Some(entries) = doc.get_mut(array).and_then(Item::as_array_of_tables_mut) else { return false };
+    let Some(index) = entries.iter().position(|t| t.get(field).and_then(Item::as_str) == Some(wanted)) else {
+        return false;
+    };
+    // Comments above an entry belong to it in toml_edit; keep them on the
+    // next entry, or at the end, rather than lose the operator's words.
+    let comments = entries.get(index).and_then(|t| t.decor().prefix()).and_then(|p| p.as_str()).map(String::from);
+    entries.remove(index);
+    match (comments.filter(|c| c.contains('#')), entries.get_mut(index)) {
+        (Some(comments), Some(next)) => {
+            let own = next.decor().prefix().and_then(|p| p.as_str()).unwrap_or_default().to_string();
+            next.decor_mut().set_prefix(format!("{comments}{own}"));
+        }
+        (Some(comments), None) => {
+            let trailing = doc.trailing().as_str().unwrap_or_default().to_string();
+            doc.set_trailing(format!("{}{trailing}", comments.trim_start_matches('\n')));
+        }
+        (None, _) => {}
+    }
+    if doc.get(array).and_then(Item::as_array_of_tables).is_some_and(|p| p.is_empty()) {
+        doc.remove(array);
+    }
+    true
+}
+
+/// Adds a `[[machines]]` entry; refused (false) when one has that name.
+pub fn add_machine(home: &Path, name: &str, roles: &[Role], command: Option<&[String]>) -> Result<bool, StoreError> {
+    edit(home, "machines add", |doc| {
+        let machines = doc.entry("machines").or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
+        let Some(machines) = machines.as_array_of_tables_mut() else { return false };
+        if machines.iter().any(|t| t.get("name").and_then(Item::as_str) == Some(name)) {
             return false;
-        };
-        // Comments above an entry belong to it in toml_edit; keep them on
-        // the next entry, or at the end, rather than lose the operator's words.
-        let comments = projects.get(index).and_then(|t| t.decor().prefix()).and_then(|p| p.as_str()).map(String::from);
-        projects.remove(index);
-        let comments = comments.filter(|c| c.contains('#'));
-        match (comments, projects.get_mut(index)) {
-            (Some(comments), Some(next)) => {
-                let own = next.decor().prefix().and_then(|p| p.as_str()).unwrap_or_default().to_string();
-                next.decor_mut().set_prefix(format!("{comments}{own}"));
-            }
-            (Some(comments), None) => {
-                let trailing = doc.trailing().as_str().unwrap_or_default().to_string();
-                doc.set_trailing(format!("{}{trailing}", comments.trim_start_matches('\n')));
-            }
-            (None, _) => {}
         }
-        if doc.get("projects").and_then(Item::as_array_of_tables).is_some_and(|p| p.is_empty()) {
-            doc.remove("projects");
+        let mut entry = Table::new();
+        entry["name"] = value(name);
+        let mut list = toml_edit::Array::new();
+        for role in roles {
+            list.push(format!("{role:?}").to_lowercase());
         }
+        entry["roles"] = value(list);
+        if let Some(command) = command {
+            entry["command"] = value(command.iter().map(String::as_str).collect::<toml_edit::Array>());
+        }
+        machines.push(entry);
         true
     })
+}
+
+/// Removes the `[[machines]]` entry `name`; returns whether one was there.
+pub fn remove_machine(home: &Path, name: &str) -> Result<bool, StoreError> {
+    edit(home, "machines remove", |doc| remove_entry(doc, "machines", "name", name))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! commands, git), with a timeout, capturing their output. No key is ever
 //! passed to one: not in its arguments, not in its environment.
 
-use std::io::{self, Read, Seek};
+use std::io::{self, Read, Seek, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,17 +34,20 @@ impl Output {
     }
 }
 
-/// Runs commands.
-pub trait Commands {
+/// Runs commands. Shared by threads that reach several machines at once.
+pub trait Commands: Send + Sync {
     /// Runs `argv` with `env` added, no standard input, for at most `timeout`.
     fn run(&self, argv: &[String], env: &[(&str, &str)], timeout: Duration) -> io::Result<Output>;
+    /// Runs `argv` with `input` on its standard input (the only way a key
+    /// reaches another process), for at most `timeout`.
+    fn run_with_input(&self, argv: &[String], input: &[u8], timeout: Duration) -> io::Result<Output>;
 }
 
 /// Real processes.
 #[derive(Debug, Default)]
 pub struct SystemCommands;
 
-const KEEP: u64 = 16 * 1024;
+const KEEP: u64 = 64 * 1024;
 
 fn read_tail(mut file: std::fs::File) -> String {
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -54,8 +57,14 @@ fn read_tail(mut file: std::fs::File) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-impl Commands for SystemCommands {
-    fn run(&self, argv: &[String], env: &[(&str, &str)], timeout: Duration) -> io::Result<Output> {
+impl SystemCommands {
+    fn spawn(
+        &self,
+        argv: &[String],
+        env: &[(&str, &str)],
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> io::Result<Output> {
         let (program, args) = argv.split_first().ok_or_else(|| io::Error::other("the command is empty"))?;
         // Files, not pipes: a command that leaves a process running (a
         // restart that starts a service) cannot block keyturn on a pipe.
@@ -64,10 +73,18 @@ impl Commands for SystemCommands {
         let mut child = Command::new(program)
             .args(args)
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(out.try_clone()?)
             .stderr(err.try_clone()?)
             .spawn()?;
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            // A writer thread, so a command that never reads cannot block
+            // keyturn; the pipe closes when it is done.
+            let input = zeroize::Zeroizing::new(input.to_vec());
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&input);
+            });
+        }
         let deadline = Instant::now() + timeout;
         let (code, timed_out) = loop {
             if let Some(status) = child.try_wait()? {
@@ -78,9 +95,19 @@ impl Commands for SystemCommands {
                 let _ = child.wait();
                 break (None, true);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         };
         Ok(Output { code, stdout: read_tail(out), stderr: read_tail(err), timed_out })
+    }
+}
+
+impl Commands for SystemCommands {
+    fn run(&self, argv: &[String], env: &[(&str, &str)], timeout: Duration) -> io::Result<Output> {
+        self.spawn(argv, env, None, timeout)
+    }
+
+    fn run_with_input(&self, argv: &[String], input: &[u8], timeout: Duration) -> io::Result<Output> {
+        self.spawn(argv, &[], Some(input), timeout)
     }
 }
 
@@ -88,20 +115,22 @@ impl Commands for SystemCommands {
 #[derive(Debug, Default)]
 pub struct FakeCommands {
     /// Commands run so far.
-    pub ran: std::cell::RefCell<Vec<Vec<String>>>,
+    pub ran: std::sync::Mutex<Vec<Vec<String>>>,
     /// The answers, first first; when empty, every command exits 0 silently.
-    pub answers: std::cell::RefCell<std::collections::VecDeque<Output>>,
+    pub answers: std::sync::Mutex<std::collections::VecDeque<Output>>,
 }
 
 impl Commands for FakeCommands {
     fn run(&self, argv: &[String], _env: &[(&str, &str)], _timeout: Duration) -> io::Result<Output> {
-        self.ran.borrow_mut().push(argv.to_vec());
-        Ok(self.answers.borrow_mut().pop_front().unwrap_or(Output {
-            code: Some(0),
-            stdout: String::new(),
-            stderr: String::new(),
-            timed_out: false,
-        }))
+        if let Ok(mut ran) = self.ran.lock() {
+            ran.push(argv.to_vec());
+        }
+        let answer = self.answers.lock().ok().and_then(|mut a| a.pop_front());
+        Ok(answer.unwrap_or(Output { code: Some(0), stdout: String::new(), stderr: String::new(), timed_out: false }))
+    }
+
+    fn run_with_input(&self, argv: &[String], _input: &[u8], timeout: Duration) -> io::Result<Output> {
+        self.run(argv, &[], timeout)
     }
 }
 

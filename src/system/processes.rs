@@ -13,7 +13,7 @@ pub struct ProcessInfo {
 }
 
 /// Looks up processes by name.
-pub trait Processes {
+pub trait Processes: Send + Sync {
     /// The processes whose name (or executable's file name) is `name`.
     fn find(&self, name: &str) -> Vec<ProcessInfo>;
     /// The process with id `pid`, if it runs.

@@ -1,0 +1,167 @@
+//! `rotation join` and `machines list | add | remove | status`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use color_eyre::eyre::{self, WrapErr};
+use keyturn::fleet::{self, FleetStatus, JoinReport};
+use keyturn::keys::{Key, KeyKind};
+use keyturn::rotation::run::Edge;
+use keyturn::store::Store;
+use keyturn::store::config::Role;
+use keyturn::store::config_edit;
+use keyturn::system::{SystemCommands, SystemProcesses};
+
+use super::{NotFinished, Usage, input};
+
+pub fn join(store: &mut Store, kind: KeyKind, reset: bool, json: bool, wait: Duration) -> eyre::Result<()> {
+    if reset && kind == KeyKind::Encryption {
+        return Err(Usage("the encryption key has no reset (as in the original)".into()).into());
+    }
+    let key = if reset {
+        None
+    } else {
+        // The key comes on standard input only: never an argument, a
+        // variable, a log or a temporary file.
+        let text = input::key_text(kind, None)?;
+        Some(Key::parse(kind, &text).wrap_err(format!("the {kind} key was not joined"))?)
+    };
+    let edge = Edge {
+        processes: &SystemProcesses,
+        commands: &SystemCommands,
+        wait,
+        poll: Duration::from_millis(250),
+        command_timeout: Duration::from_secs(120),
+    };
+    let report = fleet::join(store, kind, key, &edge).wrap_err(format!("the {kind} key was not joined"))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        print_report(&mut out, &report)?;
+    }
+    if report.needs_person.is_empty() {
+        Ok(())
+    } else {
+        Err(NotFinished(format!(
+            "{} things need a person here: {}",
+            report.needs_person.len(),
+            report.needs_person.join("; ")
+        ))
+        .into())
+    }
+}
+
+fn print_report(out: &mut impl Write, r: &JoinReport) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} on {} ({}{}): {} key {}",
+        r.machine,
+        r.home,
+        if r.machine_wide { "machine-wide" } else { "user store" },
+        "",
+        r.kind,
+        r.fingerprints.get(r.kind)
+    )?;
+    for s in &r.steps {
+        writeln!(out, "  {:<8} {:<22} {}", s.state, s.id, s.evidence)?;
+    }
+    Ok(())
+}
+
+pub fn list(store: &Store) -> eyre::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for m in &store.config().machines {
+        let roles: Vec<String> = m.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+        writeln!(out, "{}\t{}\t{}", m.name, roles.join(","), m.command().join(" "))?;
+    }
+    Ok(())
+}
+
+pub fn add(store: &Store, name: &str, roles: &[Role], command: &[String]) -> eyre::Result<()> {
+    if name.trim().is_empty() || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Usage("a machine's name is one word without spaces or control characters".into()).into());
+    }
+    let command = (!command.is_empty()).then_some(command);
+    if config_edit::add_machine(&store.home().dir, name, roles, command)? {
+        eprintln!("Machine {name} added to the roster.");
+        Ok(())
+    } else {
+        eyre::bail!("a machine named {name} is already in the roster; remove it first to change it")
+    }
+}
+
+pub fn remove(store: &Store, name: &str) -> eyre::Result<()> {
+    if config_edit::remove_machine(&store.home().dir, name)? {
+        eprintln!("Machine {name} removed from the roster.");
+        Ok(())
+    } else {
+        eyre::bail!("no machine named {name} is in the roster; `keyturn machines list` shows it")
+    }
+}
+
+pub fn status(store: &Store, json: bool, parallel: usize) -> eyre::Result<()> {
+    if store.config().machines.is_empty() {
+        eprintln!("The roster is empty: add machines with `keyturn machines add NAME --role execution`.");
+    }
+    let total = store.config().machines.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let fleet = fleet::fleet_status(store, &SystemCommands, parallel, fleet::STATUS_TIMEOUT, &|m| {
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        eprintln!("[{n}/{total}] {}", m.name);
+    });
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&fleet)?)?;
+    } else {
+        print_fleet(&mut out, &fleet)?;
+    }
+    if fleet.converged() {
+        Ok(())
+    } else {
+        Err(NotFinished("the fleet has not converged: some machines differ or cannot be reached".into()).into())
+    }
+}
+
+fn print_fleet(out: &mut impl Write, fleet: &FleetStatus) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<16} {:<20} {:<25} {:<25} {:<8} {:>6}",
+        "machine", "roles", "encryption", "communication", "keyturn", "skew"
+    )?;
+    for row in &fleet.machines {
+        let roles: Vec<String> = row.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+        match &row.status {
+            Some(s) => {
+                let fp =
+                    |k: KeyKind| format!("{} {}", s.fingerprints.get(k), if row.matches[&k] { "ok" } else { "DIFF" });
+                let skew = row.skew_seconds.map(|s| format!("{s:+} s")).unwrap_or_else(|| "?".into());
+                let user = if s.machine_wide { "" } else { "  (user store)" };
+                writeln!(
+                    out,
+                    "{:<16} {:<20} {:<25} {:<25} {:<8} {:>6}{user}",
+                    row.name,
+                    roles.join(","),
+                    fp(KeyKind::Encryption),
+                    fp(KeyKind::Communication),
+                    s.keyturn,
+                    skew
+                )?;
+            }
+            None => writeln!(
+                out,
+                "{:<16} {:<20} UNREACHABLE: {}",
+                row.name,
+                roles.join(","),
+                row.error.as_deref().unwrap_or("")
+            )?,
+        }
+        if let Some(rollout) = &row.rollout {
+            writeln!(out, "{:<16} rollout: {rollout}", "")?;
+        }
+    }
+    for (kind, c) in &fleet.convergence {
+        writeln!(out, "{kind}: {}/{} machines on {}", c.on, c.of, c.fingerprint)?;
+    }
+    Ok(())
+}
