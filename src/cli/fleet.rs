@@ -53,16 +53,8 @@ pub fn join(store: &mut Store, kind: KeyKind, reset: bool, json: bool, wait: Dur
 }
 
 fn print_report(out: &mut impl Write, r: &JoinReport) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{} on {} ({}{}): {} key {}",
-        r.machine,
-        r.home,
-        if r.machine_wide { "machine-wide" } else { "user store" },
-        "",
-        r.kind,
-        r.fingerprints.get(r.kind)
-    )?;
+    let scope = if r.machine_wide { "machine-wide" } else { "a user store" };
+    writeln!(out, "{} on {} ({scope}): {} key {}", r.machine, r.home, r.kind, r.fingerprints.get(r.kind))?;
     for s in &r.steps {
         writeln!(out, "  {:<8} {:<22} {}", s.state, s.id, s.evidence)?;
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use super::keymap::Action;
+use crate::fleet::{self, FleetStatus};
 use crate::keys::{Key, KeyKind};
 use crate::rotation::persist;
 use crate::rotation::run::{self as runner, Edge};
@@ -174,8 +175,32 @@ pub enum Dialog {
 pub enum WorkMessage {
     /// What is going on.
     Progress(String),
-    /// Finished: the rotation as it stands, or an error.
-    Done(Box<Result<Rotation, String>>),
+    /// Finished.
+    Done(Box<WorkResult>),
+}
+
+/// What background work ended with.
+#[derive(Debug)]
+pub enum WorkResult {
+    /// The rotation as it stands, or an error.
+    Rotation(Result<Rotation, String>),
+    /// The fleet's status.
+    Fleet(FleetStatus),
+}
+
+/// The controls of the Machines tab, in focus order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MachinesControl {
+    List,
+    Refresh,
+    PushOne,
+    PushAll,
+}
+
+impl MachinesControl {
+    /// All, in focus order.
+    pub const ORDER: [MachinesControl; 4] =
+        [MachinesControl::List, MachinesControl::Refresh, MachinesControl::PushOne, MachinesControl::PushAll];
 }
 
 /// Background work the wizard watches (a rotation running its steps).
@@ -213,6 +238,11 @@ pub struct App {
     pub selected: usize,
     /// The roster (name, roles), for the Machines tab.
     pub machines: Vec<(String, String)>,
+    /// The fleet's status, from the last refresh.
+    pub fleet: Option<FleetStatus>,
+    /// The Machines tab's focused control and selected machine.
+    pub machines_focus: MachinesControl,
+    pub machine_selected: usize,
     /// The status line.
     pub status: String,
     /// The store could not be read: why (the wizard shows it, changes nothing).
@@ -233,6 +263,17 @@ impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App").field("home", &self.home).field("tab", &self.tab).finish_non_exhaustive()
     }
+}
+
+/// Pushes the key to one machine and checks its step off from the report.
+fn push_machine(home: Home, name: &str) -> Result<Rotation, String> {
+    let store = Store::open(home.clone()).map_err(|e| e.to_string())?;
+    let rotation = persist::open_rotation(&home.dir).map_err(|e| e.to_string())?.ok_or("no rotation is open")?;
+    let machine = store.config().machines.iter().find(|m| m.name == name).ok_or("not in the roster")?.clone();
+    let key = (rotation.variant != crate::rotation::Variant::Reset).then(|| store.active_key(rotation.kind));
+    let answer = fleet::push(&machine, rotation.kind, key.as_ref(), &SystemCommands, fleet::JOIN_TIMEOUT);
+    let change = fleet::machine_change(name, rotation.kind, rotation.new_fingerprint, &answer);
+    persist::commit(&home.dir, None, Event::step(&format!("machine-{name}"), change)).map_err(|e| e.to_string())
 }
 
 /// The real system edge, waiting `wait` for each restart.
@@ -266,6 +307,9 @@ impl App {
             rotation_focus: RotationControl::Steps,
             selected: 0,
             machines: Vec::new(),
+            fleet: None,
+            machines_focus: MachinesControl::List,
+            machine_selected: 0,
             status: String::new(),
             store_error: None,
             dialog: None,
@@ -431,9 +475,22 @@ impl App {
                 WorkMessage::Done(result) => done = Some(*result),
             }
         }
-        if let Some(result) = done {
-            self.work = None;
-            self.finish_run(result);
+        match done {
+            Some(WorkResult::Rotation(result)) => {
+                self.work = None;
+                self.finish_run(result);
+            }
+            Some(WorkResult::Fleet(fleet)) => {
+                self.work = None;
+                let lines: Vec<String> = fleet
+                    .convergence
+                    .iter()
+                    .map(|(k, c)| format!("{k} {}/{} on {}", c.on, c.of, c.fingerprint))
+                    .collect();
+                self.status = format!("Fleet refreshed: {}.", lines.join("; "));
+                self.fleet = Some(fleet);
+            }
+            None => {}
         }
         changed
     }
@@ -462,6 +519,7 @@ impl App {
             Action::Tab(n) => self.tab = Tab::ALL[(n - 1).min(3)],
             _ if self.tab.kind().is_some() => self.update_key_tab(action),
             _ if self.tab == Tab::Rotation => self.update_rotation_tab(action),
+            _ if self.tab == Tab::Machines => self.update_machines_tab(action),
             _ => {}
         }
     }
@@ -769,26 +827,114 @@ impl App {
     /// Runs the rotation's steps until one needs a person: on a thread,
     /// watched through the channel, so the wizard stays responsive.
     pub fn run_rotation(&mut self) {
-        if self.work.is_some() {
-            return;
-        }
         let home = self.home.clone();
         let wait = self.options.wait;
-        let job = move |report: &mut dyn FnMut(WorkMessage)| {
+        self.spawn_work("Running the rotation", move |report| {
             let edge = edge(wait);
             let result = Store::open(home).map_err(|e| e.to_string()).and_then(|mut store| {
                 runner::run(&mut store, None, &edge, &mut |p| report(WorkMessage::Progress(p.to_string())))
                     .map_err(|e| e.to_string())
             });
-            report(WorkMessage::Done(Box::new(result)));
-        };
+            WorkResult::Rotation(result)
+        });
+    }
+
+    /// Asks every roster machine for its status, in the background.
+    pub fn refresh_fleet(&mut self) {
+        let home = self.home.clone();
+        self.spawn_work("Asking the machines", move |report| {
+            let total = Store::open(home.clone()).map(|s| s.config().machines.len()).unwrap_or(0);
+            let done = std::sync::atomic::AtomicUsize::new(0);
+            let progress = std::sync::Mutex::new(report);
+            match Store::open(home) {
+                Ok(store) => WorkResult::Fleet(fleet::fleet_status(
+                    &store,
+                    &SystemCommands,
+                    fleet::DEFAULT_PARALLEL,
+                    fleet::STATUS_TIMEOUT,
+                    &|m| {
+                        let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                        if let Ok(mut report) = progress.lock() {
+                            report(WorkMessage::Progress(format!("{n}/{total}: {}", m.name)));
+                        }
+                    },
+                )),
+                Err(e) => WorkResult::Rotation(Err(e.to_string())),
+            }
+        });
+    }
+
+    /// Pushes the key to the selected machine only (its rotation step).
+    fn push_one(&mut self) {
+        let Some((name, _)) = self.machines.get(self.machine_selected).cloned() else { return };
+        let home = self.home.clone();
+        self.spawn_work("Pushing the key", move |report| {
+            report(WorkMessage::Progress(format!("to {name}")));
+            WorkResult::Rotation(push_machine(home, &name))
+        });
+    }
+
+    fn spawn_work(
+        &mut self,
+        label: &str,
+        job: impl FnOnce(&mut (dyn FnMut(WorkMessage) + Send)) -> WorkResult + Send + 'static,
+    ) {
+        if self.work.is_some() {
+            return;
+        }
         let (sender, receiver) = channel();
-        self.work = Some(Work { label: "Running the rotation".into(), progress: String::new(), receiver });
+        self.work = Some(Work { label: label.into(), progress: String::new(), receiver });
+        let run = move || {
+            let report_to = sender.clone();
+            let result = job(&mut move |m| drop(report_to.send(m)));
+            let _ = sender.send(WorkMessage::Done(Box::new(result)));
+        };
         if self.options.background {
-            std::thread::spawn(move || job(&mut |m| drop(sender.send(m))));
+            std::thread::spawn(run);
         } else {
-            job(&mut |m| drop(sender.send(m)));
+            run();
             self.collect_work();
+        }
+    }
+
+    /// Whether a Machines tab control can be used now.
+    pub fn machines_enabled(&self, control: MachinesControl) -> bool {
+        let idle = self.work.is_none();
+        let machine_step_open = self.rotation.as_ref().filter(|r| r.is_open()).is_some_and(|r| {
+            r.steps.iter().any(|s| s.kind == StepKind::PerMachine && !s.state.is_closed())
+                && r.current().is_some_and(|c| c.kind == StepKind::PerMachine)
+        });
+        match control {
+            MachinesControl::List => !self.machines.is_empty(),
+            MachinesControl::Refresh => idle && !self.machines.is_empty(),
+            MachinesControl::PushOne | MachinesControl::PushAll => idle && machine_step_open,
+        }
+    }
+
+    fn update_machines_tab(&mut self, action: Action) {
+        match action {
+            Action::FocusNext | Action::FocusPrev => {
+                let enabled: Vec<MachinesControl> =
+                    MachinesControl::ORDER.into_iter().filter(|c| self.machines_enabled(*c)).collect();
+                if enabled.is_empty() {
+                    return;
+                }
+                let at = enabled.iter().position(|c| *c == self.machines_focus).unwrap_or(0);
+                let n = enabled.len();
+                self.machines_focus =
+                    enabled[if action == Action::FocusNext { (at + 1) % n } else { (at + n - 1) % n }];
+            }
+            Action::Up if self.machine_selected > 0 => self.machine_selected -= 1,
+            Action::Down if self.machine_selected + 1 < self.machines.len() => self.machine_selected += 1,
+            Action::Activate | Action::Toggle if self.machines_enabled(self.machines_focus) => {
+                match self.machines_focus {
+                    MachinesControl::List => {}
+                    MachinesControl::Refresh => self.refresh_fleet(),
+                    MachinesControl::PushOne => self.push_one(),
+                    MachinesControl::PushAll => self.run_rotation(),
+                }
+            }
+            _ => {}
         }
     }
 
