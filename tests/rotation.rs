@@ -16,6 +16,10 @@
 //!   byte for byte), multiple machines checked off by fingerprint,
 //!   configured step commands, abort, and `config check`.
 //!
+//! Bugs found in `src/` each have a test of their own, ignored with the bug
+//! named, that fails until it is fixed; the kill sweeps put those known
+//! deviations right (see `known_deviations`) so they check all the rest.
+//!
 //! Every run gets its own home through `--home`, with `KEYTURN_HOME`, the
 //! debug-only hooks and the backtrace variables removed from its
 //! environment. Every stand-in has a process name of its own, and a guard
@@ -26,7 +30,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -107,15 +110,6 @@ fn toml_str(s: &str) -> String {
 /// `argv` as a TOML array of strings.
 fn toml_argv(argv: &[&str]) -> String {
     format!("[{}]", argv.iter().map(|a| toml_str(a)).collect::<Vec<_>>().join(", "))
-}
-
-/// Polls `what` until it holds, for at most `limit`.
-fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "waited {limit:?} for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -271,11 +265,6 @@ fn assert_audit_complete(home: &Path, rotation: &Value) -> Vec<(u64, String, Str
     lines
 }
 
-/// `rotation.json`'s bytes.
-fn rotation_file(home: &Path) -> Vec<u8> {
-    fs::read(home.join("rotation.json")).expect("rotation.json")
-}
-
 /// Runs a command that must be refused with exit `code` and a message
 /// containing each of `phrases`, leaving `rotation.json` byte for byte.
 #[track_caller]
@@ -353,8 +342,20 @@ impl StandIn {
         StandIn { name, kind, loaded, start, restart, kill, stale }
     }
 
+    /// Runs one of its scripts, insisting on success.
     fn script(path: &Path, args: &[&str]) {
-        let out = std::process::Command::new(path).args(args).output().expect("script runs");
+        let mut tries = 0;
+        let out = loop {
+            match std::process::Command::new(path).args(args).output() {
+                // A script just written can be busy for a moment while
+                // another test thread forks (ETXTBSY).
+                Err(e) if e.raw_os_error() == Some(26) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other.expect("script runs"),
+            }
+        };
         assert!(out.status.success(), "{}: {}", path.display(), text(&out.stderr));
     }
 
@@ -437,15 +438,16 @@ fn publish(kind: &str, path: &Path) -> String {
 // ---------------------------------------------------------------------------
 
 struct Rig {
+    // Dropped first: the stand-in is killed before its directory goes.
+    svc: StandIn,
     _dir: tempfile::TempDir,
     root: PathBuf,
     home: PathBuf,
     published: PathBuf,
-    svc: StandIn,
 }
 
-/// A home publishing the communication key (base64) with a stand-in, not yet
-/// started, and the configuration `config(&rig)`.
+/// A home, not configured yet, whose communication key is to be published
+/// (base64) at `published`, and a stand-in reading it, not started yet.
 fn comm_rig(tag: &str) -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_path_buf();
@@ -481,7 +483,12 @@ impl Rig {
 }
 
 fn start_comm(home: &Path, key: &Key) -> Value {
-    let out = exits(home, &["rotation", "start", "communication", "--setup", "single", "--file", path_str(&key.file)], b"", 0);
+    let out = exits(
+        home,
+        &["rotation", "start", "communication", "--setup", "single", "--file", path_str(&key.file)],
+        b"",
+        0,
+    );
     assert!(text(&out.stderr).contains("started; the key is imported"), "{}", text(&out.stderr));
     rotation(home)
 }
@@ -511,15 +518,49 @@ fn communication_rotation_import_then_reset_with_a_restarted_scheduling_service(
 
     // Start: the import is the first step, done.
     let r = start_comm(&rig.home, &key);
-    assert_eq!((r["kind"].as_str(), r["setup"].as_str(), r["variant"].as_str()), (Some("communication"), Some("single"), Some("import")));
+    assert_eq!(
+        (r["kind"].as_str(), r["setup"].as_str(), r["variant"].as_str()),
+        (Some("communication"), Some("single"), Some("import"))
+    );
     assert_eq!(r["status"], "open");
+    let mut fields: Vec<&str> = r.as_object().expect("an object").keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "current",
+            "id",
+            "kind",
+            "machine",
+            "new_fingerprint",
+            "old_fingerprint",
+            "operator",
+            "revision",
+            "setup",
+            "started",
+            "status",
+            "steps",
+            "variant"
+        ],
+        "the documented shape of rotation status --json"
+    );
+    for s in r["steps"].as_array().expect("steps") {
+        let mut fields: Vec<&str> = s.as_object().expect("an object").keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["evidence", "id", "kind", "seed_steps", "state", "title"], "{s}");
+    }
     assert_eq!(r["old_fingerprint"], DEFAULT_COM_FP);
     assert_eq!(r["new_fingerprint"], key.fp.as_str());
     assert_eq!(
         step_ids(&r),
         ["import", "restart-scheduling", "restart-storage", "restart-execution", "restart-app", "connect"]
     );
-    assert_step(&r, "import", "done", &[&format!("{} is active (was {DEFAULT_COM_FP}); 1 key files published", key.fp)]);
+    assert_step(
+        &r,
+        "import",
+        "done",
+        &[&format!("{} is active (was {DEFAULT_COM_FP}); 1 key files published", key.fp)],
+    );
     assert_eq!(step(&r, "import")["seed_steps"], serde_json::json!([1, 2, 3]));
     assert_eq!(step(&r, "import")["kind"], "automatic");
     assert_step(&r, "restart-scheduling", "pending", &[]);
@@ -552,7 +593,12 @@ fn communication_rotation_import_then_reset_with_a_restarted_scheduling_service(
     let pid_b = rig.svc.pid();
     assert_ne!(pid_a, pid_b);
     let r = rotation(&rig.home);
-    assert_step(&r, "restart-scheduling", "done", &[&format!("restarted (pid {pid_a} -> {pid_b}); reports {}", key.fp)]);
+    assert_step(
+        &r,
+        "restart-scheduling",
+        "done",
+        &[&format!("restarted (pid {pid_a} -> {pid_b}); reports {}", key.fp)],
+    );
     assert_step(&r, "connect", "waiting", &["keyturn rotation confirm connect"]);
     assert_eq!(rig.svc.loaded_fp(), key.fp);
 
@@ -576,7 +622,10 @@ fn communication_rotation_import_then_reset_with_a_restarted_scheduling_service(
     assert!(text(&out.stderr).contains("reset to default"), "{}", text(&out.stderr));
     let r = rotation(&rig.home);
     assert_eq!(r["variant"], "reset");
-    assert_eq!((r["old_fingerprint"].as_str(), r["new_fingerprint"].as_str()), (Some(key.fp.as_str()), Some(DEFAULT_COM_FP)));
+    assert_eq!(
+        (r["old_fingerprint"].as_str(), r["new_fingerprint"].as_str()),
+        (Some(key.fp.as_str()), Some(DEFAULT_COM_FP))
+    );
     assert_step(&r, "import", "done", &[&format!("{DEFAULT_COM_FP} is active (was {})", key.fp)]);
     assert!(
         rig.home.join("rotations").join(format!("{}.json", first_id.replace(':', "-"))).exists(),
@@ -585,7 +634,12 @@ fn communication_rotation_import_then_reset_with_a_restarted_scheduling_service(
     exits(&rig.home, &["rotation", "run", "--wait", WAIT_OK], b"", 3);
     let pid_c = rig.svc.pid();
     let r = rotation(&rig.home);
-    assert_step(&r, "restart-scheduling", "done", &[&format!("restarted (pid {pid_b} -> {pid_c}); reports {DEFAULT_COM_FP}")]);
+    assert_step(
+        &r,
+        "restart-scheduling",
+        "done",
+        &[&format!("restarted (pid {pid_b} -> {pid_c}); reports {DEFAULT_COM_FP}")],
+    );
     ok(&rig.home, &["rotation", "confirm", "connect"]);
     let r = rotation(&rig.home);
     assert_eq!(r["status"], "finished");
@@ -594,24 +648,35 @@ fn communication_rotation_import_then_reset_with_a_restarted_scheduling_service(
     assert_audit_complete(&rig.home, &r);
 }
 
-/// A Git work tree with a bare upstream, committed and pushed.
-fn git_project(root: &Path, files: &[(&str, String)]) -> PathBuf {
-    let git = |dir: &Path, args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .output()
-            .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
-    };
-    git(root, &["-c", "init.defaultBranch=main", "init", "-q", "--bare", "upstream.git"]);
-    git(root, &["clone", "-q", "upstream.git", "work"]);
-    let work = root.join("work");
+/// Runs git in `dir`, insisting on success; returns its output.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// A clone of `root/upstream.git` at `root/name`, with a committer.
+fn git_clone(root: &Path, name: &str) -> PathBuf {
+    git(root, &["clone", "-q", "upstream.git", name]);
+    let work = root.join(name);
     git(&work, &["config", "user.name", "Rotation Test"]);
     git(&work, &["config", "user.email", "rotation@example.com"]);
+    git(&work, &["config", "pull.ff", "only"]);
+    work
+}
+
+/// A Git work tree `root/work` with a bare upstream `root/upstream.git`,
+/// holding `files`, committed and pushed.
+fn git_project(root: &Path, files: &[(&str, String)]) -> PathBuf {
+    git(root, &["-c", "init.defaultBranch=main", "init", "-q", "--bare", "upstream.git"]);
+    let work = git_clone(root, "work");
     for (rel, content) in files {
         let path = work.join(rel);
         fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
@@ -682,7 +747,12 @@ fn encryption_rotations_first_custom_then_regenerated_with_execution_client_proj
 
     // --- First custom key (from the default).
     let key_a = generate(root, "encryption", "a.key");
-    let out = exits(&home, &["rotation", "start", "encryption", "--setup", "single", "--file", path_str(&key_a.file)], b"", 0);
+    let out = exits(
+        &home,
+        &["rotation", "start", "encryption", "--setup", "single", "--file", path_str(&key_a.file)],
+        b"",
+        0,
+    );
     assert!(text(&out.stderr).contains("first custom key"), "{}", text(&out.stderr));
     let r = rotation(&home);
     assert_eq!(r["variant"], "first-custom");
@@ -723,7 +793,12 @@ fn encryption_rotations_first_custom_then_regenerated_with_execution_client_proj
     assert_step(&r, "credential-git", "done", &["the git credential reads under the new key"]);
     assert_step(&r, "credential-bug-tracker", "skipped", &["no bug tracker"]);
     assert_step(&r, "credential-smtp", "skipped", &["not the Scheduling server"]);
-    assert_step(&r, "upgrade-projects", "done", &["3 tokens re-encrypted in 2 files, 0 already current, in 1 projects"]);
+    assert_step(
+        &r,
+        "upgrade-projects",
+        "done",
+        &["3 tokens re-encrypted in 2 files, 0 already current, in 1 projects"],
+    );
     assert_step(&r, "continue", "waiting", &["keyturn rotation confirm continue"]);
     assert_eq!(exec.loaded_fp(), key_a.fp);
     ok(&home, &["rotation", "confirm", "continue"]);
@@ -749,14 +824,29 @@ fn encryption_rotations_first_custom_then_regenerated_with_execution_client_proj
     exits(&home, &["rotation", "start", "encryption", "--setup", "single", "--file", path_str(&key_b.file)], b"", 0);
     let r = rotation(&home);
     assert_eq!(r["variant"], "regenerated");
-    assert_step(&r, "import", "done", &[&format!("{} is active (was {}); 1 credentials re-encrypted", key_b.fp, key_a.fp)]);
+    assert_step(
+        &r,
+        "import",
+        "done",
+        &[&format!("{} is active (was {}); 1 credentials re-encrypted", key_b.fp, key_a.fp)],
+    );
     exits(&home, &["rotation", "run", "--wait", WAIT_OK], b"", 3);
     let pid_c = exec.pid();
     let r = rotation(&home);
-    assert_step(&r, "restart-execution", "done", &[&format!("restarted (pid {pid_b} -> {pid_c}); reports {}", key_b.fp)]);
+    assert_step(
+        &r,
+        "restart-execution",
+        "done",
+        &[&format!("restarted (pid {pid_b} -> {pid_c}); reports {}", key_b.fp)],
+    );
     assert_step(&r, "restart-app", "done", &["not running, nothing to restart"]);
     assert_step(&r, "credential-git", "done", &["reads under the new key"]);
-    assert_step(&r, "upgrade-projects", "done", &["3 tokens re-encrypted in 2 files, 0 already current, in 1 projects"]);
+    assert_step(
+        &r,
+        "upgrade-projects",
+        "done",
+        &["3 tokens re-encrypted in 2 files, 0 already current, in 1 projects"],
+    );
     ok(&home, &["rotation", "confirm", "continue"]);
     let r = rotation(&home);
     assert_eq!(r["status"], "finished");
@@ -776,10 +866,15 @@ fn encryption_rotations_first_custom_then_regenerated_with_execution_client_proj
 /// running; returns the rig, the new key and the stand-in's pid.
 fn started_with(tag: &str, component: &str, restart: fn(&StandIn) -> Option<PathBuf>, start: bool) -> (Rig, Key, u32) {
     let rig = comm_rig(tag);
-    let others: Vec<&str> = ["scheduling", "storage", "execution", "app"].into_iter().filter(|c| *c != component).collect();
+    let others: Vec<&str> =
+        ["scheduling", "storage", "execution", "app"].into_iter().filter(|c| *c != component).collect();
     let restart = restart(&rig.svc);
     let start = start.then(|| rig.svc.start.clone());
-    rig.configure(&format!("{}{}", rig.svc.component(component, restart.as_deref(), start.as_deref()), unconfigured(&others)));
+    rig.configure(&format!(
+        "{}{}",
+        rig.svc.component(component, restart.as_deref(), start.as_deref()),
+        unconfigured(&others)
+    ));
     rig.publish_default();
     let pid = rig.svc.launch();
     let key = generate(&rig.root, "communication", "new.key");
@@ -833,7 +928,12 @@ fn a_configured_start_command_brings_a_stopped_component_back() {
     let pid_b = rig.svc.pid();
     assert_ne!(pid_a, pid_b);
     let r = rotation(&rig.home);
-    assert_step(&r, "restart-scheduling", "done", &[&format!("restarted (pid {pid_a} -> {pid_b}); reports {}", key.fp)]);
+    assert_step(
+        &r,
+        "restart-scheduling",
+        "done",
+        &[&format!("restarted (pid {pid_a} -> {pid_b}); reports {}", key.fp)],
+    );
     assert_eq!(r["current"], "connect");
     assert_eq!(rig.svc.loaded_fp(), key.fp);
 }
@@ -855,7 +955,12 @@ fn a_component_back_with_the_old_key_waits() {
     let pid_c = rig.svc.pid();
     exits(&rig.home, &["rotation", "run", "--wait", WAIT_OK], b"", 3);
     let r = rotation(&rig.home);
-    assert_step(&r, "restart-scheduling", "done", &[&format!("restarted (pid {pid_a} -> {pid_c}); reports {}", key.fp)]);
+    assert_step(
+        &r,
+        "restart-scheduling",
+        "done",
+        &[&format!("restarted (pid {pid_a} -> {pid_c}); reports {}", key.fp)],
+    );
 }
 
 #[test]
@@ -875,7 +980,12 @@ fn a_component_never_restarted_waits_as_the_old_process() {
     let pid_b = rig.svc.pid();
     exits(&rig.home, &["rotation", "run", "--wait", WAIT_OK], b"", 3);
     let r = rotation(&rig.home);
-    assert_step(&r, "restart-scheduling", "done", &[&format!("restarted (pid {pid_a} -> {pid_b}); reports {}", key.fp)]);
+    assert_step(
+        &r,
+        "restart-scheduling",
+        "done",
+        &[&format!("restarted (pid {pid_a} -> {pid_b}); reports {}", key.fp)],
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1045,7 +1155,10 @@ impl Drive<'_> {
                 for d in known_deviations(&mut ending, &baseline) {
                     deviations.push(format!("{} point {n}: {d}", ["start", "run", "confirm"][k]));
                 }
-                assert_eq!(ending, baseline, "command {k} crashed at point {n}: the end differs from an uninterrupted run");
+                assert_eq!(
+                    ending, baseline,
+                    "command {k} crashed at point {n}: the end differs from an uninterrupted run"
+                );
                 if !crashed {
                     break;
                 }
@@ -1082,14 +1195,13 @@ impl Drive<'_> {
 /// uninterrupted run's evidence, and describes it.
 fn known_deviations(ending: &mut Ending, baseline: &Ending) -> Vec<String> {
     let mut found = Vec::new();
-    for (id, fix) in [("import", import_evidence_forms as fn(&str) -> String), ("upgrade-projects", upgrade_evidence_total)]
-    {
+    for (id, known) in [("import", import_bug_form as fn(&str, &str) -> bool), ("upgrade-projects", upgrade_bug_form)] {
         let Some(want) = baseline.steps.iter().find(|s| s.0 == id).map(|s| s.2.clone()) else { continue };
         let Some(got) = ending.steps.iter_mut().find(|s| s.0 == id) else { continue };
         if got.2 == want {
             continue;
         }
-        assert_eq!(fix(&got.2), fix(&want), "step {id}: an unknown deviation: {:?} instead of {want:?}", got.2);
+        assert!(known(&got.2, &want), "step {id}: an unknown deviation: {:?} instead of {want:?}", got.2);
         found.push(format!("{id}: {:?}", got.2));
         let wrong = std::mem::replace(&mut got.2, want.clone());
         for l in ending.audit.iter_mut().filter(|l| l.1 == id && l.2 == format!("done: {wrong}")) {
@@ -1099,24 +1211,26 @@ fn known_deviations(ending: &mut Ending, baseline: &Ending) -> Vec<String> {
     found
 }
 
-/// The import's evidence with what the known bug gets wrong taken out.
-fn import_evidence_forms(evidence: &str) -> String {
-    let fp = evidence.get(..19).unwrap_or_default();
-    let mut s = evidence.to_string();
-    if let (Some(at), Some(end)) = (s.find(" (was "), s.find(')')) {
-        s.replace_range(at..=end, " (was ?)");
-    }
-    s = s.replace("; 1 credentials re-encrypted", "");
-    format!("{fp}|{s}")
+/// Whether the import's evidence `got` differs from `want` only as the
+/// known bug makes it: "(was NEW)" for "(was OLD)", and the credentials the
+/// killed run re-encrypted not counted.
+fn import_bug_form(got: &str, want: &str) -> bool {
+    let new = want.get(..19).unwrap_or_default();
+    let old = want.split(" (was ").nth(1).and_then(|rest| rest.split(')').next()).unwrap_or_default();
+    let uncounted = |s: &str| s.replace("; 1 credentials re-encrypted", "");
+    uncounted(got).replace(&format!("(was {new})"), &format!("(was {old})")) == uncounted(want)
 }
 
-/// The upgrade's evidence reduced to the tokens it found in all.
-fn upgrade_evidence_total(evidence: &str) -> String {
-    let numbers: Vec<usize> =
-        evidence.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
-    match numbers[..] {
-        [upgraded, _files, current, projects] => format!("{} tokens in {projects} projects", upgraded + current),
-        _ => evidence.to_string(),
+/// Whether the upgrade's evidence `got` differs from `want` only as the
+/// known bug makes it: the same tokens in all, fewer of them re-encrypted.
+fn upgrade_bug_form(got: &str, want: &str) -> bool {
+    let counts =
+        |s: &str| -> Vec<usize> { s.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect() };
+    match (&counts(got)[..], &counts(want)[..]) {
+        ([up, _, current, projects], [up_w, _, current_w, projects_w]) => {
+            up + current == up_w + current_w && projects == projects_w && up < up_w
+        }
+        _ => false,
     }
 }
 
@@ -1140,9 +1254,69 @@ fn a_kill_at_every_crash_point_of_a_communication_rotation_resumes_to_the_same_e
         check: &|_, _| {},
     };
     let points = drive.sweep();
-    assert!(points[0] >= 6, "start writes the rotation, the key, the published file and the rotation again: {points:?}");
+    assert!(
+        points[0] >= 6,
+        "start writes the rotation, the key, the published file and the rotation again: {points:?}"
+    );
     assert!(points[1] >= 4, "run writes the restart and the manual step's wait: {points:?}");
     assert!(points[2] >= 2, "confirm writes the rotation: {points:?}");
+}
+
+#[test]
+fn a_kill_at_every_crash_point_of_an_encryption_rotation_resumes_to_the_same_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let template = root.join("template");
+    fs::create_dir_all(template.join("project")).expect("mkdir project");
+    let published = root.join("enc.key");
+    let exec = StandIn::new(root, "kile", "encryption", &published);
+    fs::write(
+        template.join("keyturn.toml"),
+        format!(
+            "{}{}{}[[projects]]\npath = \"project\"\n",
+            publish("encryption", &published),
+            exec.component("execution", Some(&exec.restart), None),
+            unconfigured(&["scheduling", "storage", "app"])
+        ),
+    )
+    .expect("write keyturn.toml");
+    let values = ["Password=step one", "Server=db;Password=conn", "hunter2"];
+    let toks: Vec<String> = values.iter().map(|v| encrypt(&template, v)).collect();
+    fs::write(template.join("project/a.json"), format!("{{\"a\": \"{}\", \"b\": \"{}\"}}\n", toks[0], toks[1]))
+        .expect("write a.json");
+    fs::write(template.join("project/b.tstest"), format!("<step password=\"{}\" />\n", toks[2])).expect("write b");
+    exits(&template, &["credentials", "set", "git", "--user", "u"], b"git-secret\n", 0);
+    let key = generate(root, "encryption", "new.key");
+    let scratch = root.join("scratch");
+    fs::create_dir(&scratch).expect("mkdir scratch");
+    let id = key.fp.replace('-', "").to_ascii_lowercase();
+    let check = |home: &Path, when: &str| {
+        let mut found = Vec::new();
+        for rel in ["project/a.json", "project/b.tstest"] {
+            found.extend(tokens_in(&fs::read_to_string(home.join(rel)).expect("project file")));
+        }
+        assert_eq!(found.len(), 3, "{when}: {found:?}");
+        for (token, value) in found.iter().zip(values) {
+            assert!(token.starts_with(&format!("ktsec:1:{id}:")), "{when}: {token} is under the new key");
+            assert_eq!(decrypt(home, token), value, "{when}");
+        }
+        let creds: Value = serde_json::from_slice(&ok(home, &["credentials", "list", "--json"]).stdout).expect("JSON");
+        assert_eq!(creds["credentials"][0]["state"], "current", "{when}: {creds}");
+    };
+    let drive = Drive {
+        kind: "encryption",
+        svc: &exec,
+        key: &key,
+        last: "continue",
+        published,
+        published_before: None,
+        template,
+        scratch,
+        check: &check,
+    };
+    let points = drive.sweep();
+    assert!(points[0] >= 8, "start also re-encrypts the credential: {points:?}");
+    assert!(points[1] >= 10, "run also upgrades two project files: {points:?}");
 }
 
 /// A rig whose components are all left unconfigured, so a rotation needs no
@@ -1229,6 +1403,62 @@ fn audit_lines_of_a_rotation_closed_by_a_killed_command_survive_the_next_start()
     );
 }
 
+/// The upgrade step's evidence after a kill in the middle of the upgrade
+/// must report the rotation's upgrade as an uninterrupted run does.
+#[test]
+#[ignore = "bug: src/rotation/run.rs upgrade reports only what the resumed run re-encrypted: after a kill \
+            between two project files, the step's evidence and audit line say \"1 tokens re-encrypted in 1 \
+            files, 2 already current\" where an uninterrupted rotation says \"3 tokens re-encrypted in 2 files, \
+            0 already current\"; the tokens the killed run re-encrypted are recorded nowhere"]
+fn upgrade_evidence_after_a_crash_counts_the_whole_rotation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    fs::create_dir_all(home.join("project")).expect("mkdir project");
+    fs::write(
+        home.join("keyturn.toml"),
+        format!("{}[[projects]]\npath = \"project\"\n", unconfigured(&["scheduling", "storage", "execution", "app"])),
+    )
+    .expect("write keyturn.toml");
+    let toks: Vec<String> = ["one", "two", "three"].iter().map(|v| encrypt(&home, v)).collect();
+    fs::write(home.join("project/a.json"), format!("[\"{}\", \"{}\"]\n", toks[0], toks[1])).expect("write");
+    fs::write(home.join("project/b.json"), format!("[\"{}\"]\n", toks[2])).expect("write");
+    let key = generate(dir.path(), "encryption", "new.key");
+    ok(&home, &["rotation", "start", "encryption", "--setup", "single", "--file", path_str(&key.file)]);
+    // The first rename of the run is the first project file's.
+    let scratch = dir.path().join("scratch");
+    fs::create_dir(&scratch).expect("mkdir scratch");
+    let home = crash_at_label(&home, &scratch, &["rotation", "run"], "renamed", 1);
+    exits(&home, &["rotation", "run"], b"", 3);
+    let r = rotation(&home);
+    assert_step(
+        &r,
+        "upgrade-projects",
+        "done",
+        &["3 tokens re-encrypted in 2 files, 0 already current, in 1 projects"],
+    );
+}
+
+/// `rotation run` without the key after an import cut short: the runner
+/// has a waiting state for it, which the CLI never reaches off a terminal.
+#[test]
+#[ignore = "bug: src/cli/rotation.rs run reads the key from standard input whenever the import was cut \
+            short and stdin is not a terminal, so `keyturn rotation run </dev/null` fails with exit 1 \
+            \"no key was given: the input is empty; paste the key line\" instead of reaching the runner's \
+            waiting state (src/rotation/run.rs import_step: exit 3, \"the key was not imported before the \
+            interruption; give it again on standard input ... (fingerprint NEW)\")"]
+fn run_without_the_key_after_an_import_cut_short_says_which_key_it_needs() {
+    let rig = quiet_rig("bkey", "");
+    let key = generate(&rig.root, "communication", "new.key");
+    let scratch = rig.root.join("scratch");
+    fs::create_dir(&scratch).expect("mkdir scratch");
+    let start = ["rotation", "start", "communication", "--setup", "single", "--file", path_str(&key.file)];
+    let home = crash_at_label(&rig.home, &scratch, &start, "renamed", 1);
+    let out = exits(&home, &["rotation", "run"], b"", 3);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("the key was not imported before the interruption"), "{stderr}");
+    assert!(stderr.contains(&key.fp), "names the key's fingerprint: {stderr}");
+}
+
 // ---------------------------------------------------------------------------
 // 4. The transition table through the CLI
 // ---------------------------------------------------------------------------
@@ -1282,7 +1512,12 @@ fn refused_transitions_exit_1_and_leave_the_rotation_file_byte_for_byte() {
         &["step `connect` is not the current step; the current step is `restart-scheduling`"],
     );
     refused(home, &["rotation", "skip", "connect", "--reason", "later"], 1, &["not the current step"]);
-    refused(home, &["rotation", "confirm", "restart-scheduling"], 1, &["is checked off by evidence, not by confirming"]);
+    refused(
+        home,
+        &["rotation", "confirm", "restart-scheduling"],
+        1,
+        &["is checked off by evidence, not by confirming"],
+    );
     refused(home, &["rotation", "confirm", "restart-storage"], 1, &["step `restart-storage` is already skipped"]);
     refused(home, &["rotation", "confirm", "import"], 1, &["step `import` is already done"]);
     refused(home, &["rotation", "skip", "import", "--reason", "no"], 1, &["step `import` is already done"]);
@@ -1308,8 +1543,15 @@ fn refused_transitions_exit_1_and_leave_the_rotation_file_byte_for_byte() {
     let r = rotation(home);
     assert_eq!(r["status"], "finished");
     let lines = assert_audit_complete(home, &r);
-    assert!(lines.contains(&(2, "import".into(), format!("done: {} is active (was {DEFAULT_COM_FP}); 1 key files published", key.fp))));
-    assert!(lines.contains(&(3, "restart-scheduling".into(), "skipped: the scheduler runs elsewhere".into())), "{lines:#?}");
+    assert!(lines.contains(&(
+        2,
+        "import".into(),
+        format!("done: {} is active (was {DEFAULT_COM_FP}); 1 key files published", key.fp)
+    )));
+    assert!(
+        lines.contains(&(3, "restart-scheduling".into(), "skipped: the scheduler runs elsewhere".into())),
+        "{lines:#?}"
+    );
 
     // Nothing moves a finished rotation.
     for args in [
@@ -1368,8 +1610,10 @@ fn an_import_cut_short_is_current_and_cannot_be_skipped() {
 // 5. Multiple machines
 // ---------------------------------------------------------------------------
 
+/// A roster entry. Its command fails at once, so the machine is unreachable
+/// and checked off by hand: by the fingerprint the operator types.
 fn machine(name: &str, role: &str) -> String {
-    format!("[[machines]]\nname = \"{name}\"\nroles = [\"{role}\"]\n\n")
+    format!("[[machines]]\nname = \"{name}\"\nroles = [\"{role}\"]\ncommand = [\"false\"]\n\n")
 }
 
 #[test]
@@ -1427,7 +1671,7 @@ fn multiple_machines_in_the_originals_order_checked_off_by_fingerprint() {
         &r,
         "machine-exec-01",
         "waiting",
-        &["waiting for exec-01: run `keyturn fingerprint communication` there", "--fingerprint"],
+        &["exec-01", "run `keyturn fingerprint communication` there and type what it shows"],
     );
 
     // A machine step is checked off by the fingerprint that machine shows.
@@ -1438,7 +1682,9 @@ fn multiple_machines_in_the_originals_order_checked_off_by_fingerprint() {
         1,
         &[&format!("exec-01 shows {DEFAULT_COM_FP}, not the new key {}", key.fp)],
     );
-    refused(home, &["rotation", "confirm", "machine-proj-01", "--fingerprint", &key.fp], 1, &["not the current step"]);
+    // Steps after the machines wait for them. (Machine steps of one block
+    // may be checked off in any order: one dead machine holds back no other.)
+    refused(home, &["rotation", "confirm", "connect"], 1, &["not the current step"]);
     let lower = key.fp.to_ascii_lowercase();
     ok(home, &["rotation", "confirm", "machine-exec-01", "--fingerprint", &lower]);
     let bare = lower.replace('-', "");
@@ -1451,6 +1697,103 @@ fn multiple_machines_in_the_originals_order_checked_off_by_fingerprint() {
     let r = rotation(home);
     assert_eq!(r["status"], "finished");
     assert_audit_complete(home, &r);
+}
+
+/// An encryption rotation over several machines: the push and get-latest
+/// steps are checked with git, the credential is re-entered, the machine is
+/// checked off by its fingerprint.
+#[test]
+fn encryption_multi_machine_rotation_checks_push_and_get_latest_with_git() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let home = root.join("home");
+    fs::create_dir_all(&home).expect("mkdir home");
+    fs::write(
+        home.join("keyturn.toml"),
+        format!(
+            "[machine]\nroles = [\"execution\"]\n\n{}{}",
+            unconfigured(&["scheduling", "storage", "execution", "app"]),
+            machine("exec-01", "execution")
+        ),
+    )
+    .expect("write keyturn.toml");
+    let toks: Vec<String> = ["one", "two", "three"].iter().map(|v| encrypt(&home, v)).collect();
+    let work = git_project(
+        root,
+        &[
+            ("a.json", format!("[\"{}\", \"{}\"]\n", toks[0], toks[1])),
+            ("tests/b.tstest", format!("<step password=\"{}\" />\n", toks[2])),
+        ],
+    );
+    ok(&home, &["projects", "add", path_str(&work)]);
+    let key = generate(root, "encryption", "new.key");
+    ok(&home, &["rotation", "start", "encryption", "--setup", "multi", "--file", path_str(&key.file)]);
+    let r = rotation(&home);
+    assert_eq!((r["variant"].as_str(), r["setup"].as_str()), (Some("first-custom"), Some("multi")));
+    assert_eq!(
+        step_ids(&r),
+        [
+            "import",
+            "restart-execution",
+            "restart-app",
+            "credential-git",
+            "credential-bug-tracker",
+            "credential-smtp",
+            "upgrade-projects",
+            "push",
+            "distribute",
+            "machine-exec-01",
+            "get-latest",
+            "upload-storage"
+        ]
+    );
+
+    // The project is a Git work tree, but no Git credential is stored: enter it.
+    run_stops_waiting_at(&home, "credential-git");
+    assert_step(&rotation(&home), "credential-git", "waiting", &["no git credential is stored here"]);
+    exits(&home, &["credentials", "set", "git", "--user", "u"], b"git-secret\n", 0);
+    // The upgrade leaves the work tree changed: push it.
+    let r = run_stops_waiting_at(&home, "push");
+    assert_step(&r, "credential-git", "done", &["the git credential reads under the new key"]);
+    assert_step(
+        &r,
+        "upgrade-projects",
+        "done",
+        &["3 tokens re-encrypted in 2 files, 0 already current, in 1 projects"],
+    );
+    assert_step(&r, "push", "waiting", &["uncommitted changes: commit and push them"]);
+    refused(&home, &["rotation", "confirm", "push"], 1, &["checked off by evidence"]);
+    git(&work, &["commit", "-q", "-am", "re-encrypted under the new key"]);
+    assert_step(&run_stops_waiting_at(&home, "push"), "push", "waiting", &["1 commits not pushed: push them"]);
+    git(&work, &["push", "-q"]);
+    let r = run_stops_waiting_at(&home, "distribute");
+    assert_step(&r, "push", "done", &["git: 1 projects clean and pushed"]);
+    ok(&home, &["rotation", "confirm", "distribute"]);
+    run_stops_waiting_at(&home, "machine-exec-01");
+    refused(
+        &home,
+        &["rotation", "confirm", "machine-exec-01", "--fingerprint", DEFAULT_ENC_FP],
+        1,
+        &[&format!("exec-01 shows {DEFAULT_ENC_FP}, not the new key {}", key.fp)],
+    );
+    ok(&home, &["rotation", "confirm", "machine-exec-01", "--fingerprint", &key.fp]);
+
+    // Someone pushed meanwhile: get the latest version.
+    let other = git_clone(root, "other");
+    fs::write(other.join("notes.txt"), "more\n").expect("write");
+    git(&other, &["add", "-A"]);
+    git(&other, &["commit", "-q", "-m", "more"]);
+    git(&other, &["push", "-q"]);
+    let r = run_stops_waiting_at(&home, "get-latest");
+    assert_step(&r, "get-latest", "waiting", &["1 commits behind the upstream: pull them"]);
+    git(&work, &["pull", "-q"]);
+    let r = run_stops_waiting_at(&home, "upload-storage");
+    assert_step(&r, "get-latest", "done", &["git: 1 projects clean and got the latest version"]);
+    assert_step(&r, "upload-storage", "waiting", &["keyturn rotation confirm upload-storage"]);
+    ok(&home, &["rotation", "confirm", "upload-storage"]);
+    let r = rotation(&home);
+    assert_eq!(r["status"], "finished");
+    assert_audit_complete(&home, &r);
 }
 
 // ---------------------------------------------------------------------------
@@ -1529,7 +1872,11 @@ fn abort_is_recorded_keeps_the_key_and_allows_a_new_rotation() {
     let lines = assert_audit_complete(home, &r);
     assert_eq!(
         lines.last(),
-        Some(&(lines.len() as u64, "-".to_string(), "aborted: wrong maintenance window; the key was not rolled back".into()))
+        Some(&(
+            lines.len() as u64,
+            "-".to_string(),
+            "aborted: wrong maintenance window; the key was not rolled back".into()
+        ))
     );
 
     // A plain import works again, and so does a new rotation.
@@ -1587,7 +1934,8 @@ fn config_check_says_what_each_part_does_and_refuses_an_invalid_file() {
     assert!(!home.join("rotation.json").exists() && !home.join("keys.toml").exists(), "config check changes nothing");
 
     // An unknown field is refused, naming the file.
-    fs::write(home.join("keyturn.toml"), config.replace("smtp = true", "smtp = true\ncolour = \"red\"")).expect("write");
+    fs::write(home.join("keyturn.toml"), config.replace("smtp = true", "smtp = true\ncolour = \"red\""))
+        .expect("write");
     let out = exits(&home, &["config", "check"], b"", 1);
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&home.join("keyturn.toml").display().to_string()), "names the file: {stderr}");
