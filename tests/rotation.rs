@@ -16,9 +16,9 @@
 //!   byte for byte), multiple machines checked off by fingerprint,
 //!   configured step commands, abort, and `config check`.
 //!
-//! Bugs found in `src/` each have a test of their own, ignored with the bug
-//! named, that fails until it is fixed; the kill sweeps put those known
-//! deviations right (see `known_deviations`) so they check all the rest.
+//! Bugs found in `src/` while these were written each have a test of their
+//! own; the kill sweeps compare every killed-and-resumed drive with an
+//! uninterrupted one exactly.
 //!
 //! Every run gets its own home through `--home`, with `KEYTURN_HOME`, the
 //! debug-only hooks and the backtrace variables removed from its
@@ -773,7 +773,10 @@ fn encryption_rotations_first_custom_then_regenerated_with_execution_client_proj
         &r,
         "import",
         "done",
-        &[&format!("{} is active (was {DEFAULT_ENC_FP}); 1 credentials re-encrypted; 1 key files published", key_a.fp)],
+        &[&format!(
+            "{} is active (was {DEFAULT_ENC_FP}); 1 credentials read under it; 1 key files published",
+            key_a.fp
+        )],
     );
     let other = generate(root, "encryption", "other.key");
     let refusal = exits(&home, &["import", "encryption", "--file", path_str(&other.file)], b"", 1);
@@ -793,12 +796,7 @@ fn encryption_rotations_first_custom_then_regenerated_with_execution_client_proj
     assert_step(&r, "credential-git", "done", &["the git credential reads under the new key"]);
     assert_step(&r, "credential-bug-tracker", "skipped", &["no bug tracker"]);
     assert_step(&r, "credential-smtp", "skipped", &["not the Scheduling server"]);
-    assert_step(
-        &r,
-        "upgrade-projects",
-        "done",
-        &["3 tokens re-encrypted in 2 files, 0 already current, in 1 projects"],
-    );
+    assert_step(&r, "upgrade-projects", "done", &["3 tokens in 1 projects are under the new key"]);
     assert_step(&r, "continue", "waiting", &["keyturn rotation confirm continue"]);
     assert_eq!(exec.loaded_fp(), key_a.fp);
     ok(&home, &["rotation", "confirm", "continue"]);
@@ -828,7 +826,7 @@ fn encryption_rotations_first_custom_then_regenerated_with_execution_client_proj
         &r,
         "import",
         "done",
-        &[&format!("{} is active (was {}); 1 credentials re-encrypted", key_b.fp, key_a.fp)],
+        &[&format!("{} is active (was {}); 1 credentials read under it", key_b.fp, key_a.fp)],
     );
     exits(&home, &["rotation", "run", "--wait", WAIT_OK], b"", 3);
     let pid_c = exec.pid();
@@ -841,12 +839,7 @@ fn encryption_rotations_first_custom_then_regenerated_with_execution_client_proj
     );
     assert_step(&r, "restart-app", "done", &["not running, nothing to restart"]);
     assert_step(&r, "credential-git", "done", &["reads under the new key"]);
-    assert_step(
-        &r,
-        "upgrade-projects",
-        "done",
-        &["3 tokens re-encrypted in 2 files, 0 already current, in 1 projects"],
-    );
+    assert_step(&r, "upgrade-projects", "done", &["3 tokens in 1 projects are under the new key"]);
     ok(&home, &["rotation", "confirm", "continue"]);
     let r = rotation(&home);
     assert_eq!(r["status"], "finished");
@@ -1148,13 +1141,9 @@ impl Drive<'_> {
         }
         let baseline = self.ending(&home, "uninterrupted");
         let mut points = [0; 3];
-        let mut deviations = Vec::new();
         for (k, count) in points.iter_mut().enumerate() {
             for n in 1..=MAX_POINTS {
-                let (mut ending, crashed) = self.crashed(k, n);
-                for d in known_deviations(&mut ending, &baseline) {
-                    deviations.push(format!("{} point {n}: {d}", ["start", "run", "confirm"][k]));
-                }
+                let (ending, crashed) = self.crashed(k, n);
                 assert_eq!(
                     ending, baseline,
                     "command {k} crashed at point {n}: the end differs from an uninterrupted run"
@@ -1169,8 +1158,7 @@ impl Drive<'_> {
         let leftovers: usize =
             fs::read_dir(&self.scratch).expect("ls").map(|e| temp_files(&e.expect("entry").path())).sum();
         eprintln!(
-            "{} rotation: kill points covered: {} (start {}, run {}, confirm {}); {leftovers} temporary files left over; \
-             known deviations from the uninterrupted run: {deviations:#?}",
+            "{} rotation: kill points covered: {} (start {}, run {}, confirm {}); {leftovers} temporary files left over",
             self.kind,
             points.iter().sum::<u32>(),
             points[0],
@@ -1178,59 +1166,6 @@ impl Drive<'_> {
             points[2]
         );
         points
-    }
-}
-
-/// Known bugs, put right here so that a sweep checks all the rest (each has
-/// an ignored test of its own that fails until it is fixed):
-///
-/// - `import_evidence_after_a_crash_names_the_key_it_replaced`: an import
-///   step finished by `rotation run` after a kill describes that run's
-///   store change, not the rotation's: "NEW is active (was NEW)", without
-///   the credentials the killed run re-encrypted;
-/// - `upgrade_evidence_after_a_crash_counts_the_whole_rotation`: the
-///   upgrade step's counts are those of the resumed run only.
-///
-/// Checks each deviation has the known form, replaces it with the
-/// uninterrupted run's evidence, and describes it.
-fn known_deviations(ending: &mut Ending, baseline: &Ending) -> Vec<String> {
-    let mut found = Vec::new();
-    for (id, known) in [("import", import_bug_form as fn(&str, &str) -> bool), ("upgrade-projects", upgrade_bug_form)] {
-        let Some(want) = baseline.steps.iter().find(|s| s.0 == id).map(|s| s.2.clone()) else { continue };
-        let Some(got) = ending.steps.iter_mut().find(|s| s.0 == id) else { continue };
-        if got.2 == want {
-            continue;
-        }
-        assert!(known(&got.2, &want), "step {id}: an unknown deviation: {:?} instead of {want:?}", got.2);
-        found.push(format!("{id}: {:?}", got.2));
-        let wrong = std::mem::replace(&mut got.2, want.clone());
-        for l in ending.audit.iter_mut().filter(|l| l.1 == id && l.2 == format!("done: {wrong}")) {
-            l.2 = format!("done: {want}");
-        }
-    }
-    found
-}
-
-/// Whether the import's evidence `got` differs from `want` only as the
-/// known bug makes it: "(was NEW)" for "(was OLD)", and the credentials the
-/// killed run re-encrypted not counted.
-fn import_bug_form(got: &str, want: &str) -> bool {
-    let new = want.get(..19).unwrap_or_default();
-    let old = want.split(" (was ").nth(1).and_then(|rest| rest.split(')').next()).unwrap_or_default();
-    let uncounted = |s: &str| s.replace("; 1 credentials re-encrypted", "");
-    uncounted(got).replace(&format!("(was {new})"), &format!("(was {old})")) == uncounted(want)
-}
-
-/// Whether the upgrade's evidence `got` differs from `want` only as the
-/// known bug makes it: the same tokens in all, fewer of them re-encrypted.
-fn upgrade_bug_form(got: &str, want: &str) -> bool {
-    let counts =
-        |s: &str| -> Vec<usize> { s.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect() };
-    match (&counts(got)[..], &counts(want)[..]) {
-        ([up, _, current, projects], [up_w, _, current_w, projects_w]) => {
-            up + current == up_w + current_w && projects == projects_w && up < up_w
-        }
-        _ => false,
     }
 }
 
@@ -1356,10 +1291,6 @@ fn crash_at_label(home: &Path, scratch: &Path, args: &[&str], label: &str, nth: 
 /// The import step of a rotation finished after a kill must name the key it
 /// replaced, as an uninterrupted one does.
 #[test]
-#[ignore = "bug: src/rotation/run.rs import_locked builds the import step's evidence from the store's \
-            Change (`change.old`), which after a kill between the keys-file write and the rotation's commit \
-            is already the new key: the evidence and audit say \"NEW is active (was NEW)\"; expected \
-            rotation.old_fingerprint"]
 fn import_evidence_after_a_crash_names_the_key_it_replaced() {
     let rig = quiet_rig("bimp", "");
     rig.publish_default();
@@ -1378,11 +1309,6 @@ fn import_evidence_after_a_crash_names_the_key_it_replaced() {
 /// A kill after the final confirm's rotation file is written but before
 /// its audit lines: the next rotation started must not lose them.
 #[test]
-#[ignore = "bug: src/rotation/persist.rs begin archives a closed previous rotation without \
-            sync_audit(previous): after a kill between save and sync_audit of the transition that \
-            closed it (confirm/skip/run finishing, or abort), the missing audit lines (e.g. \
-            'done: confirmed by the operator', 'finished: ...') are never written once a new rotation \
-            starts (`rotation run` and `rotation status` do not write them either)"]
 fn audit_lines_of_a_rotation_closed_by_a_killed_command_survive_the_next_start() {
     let rig = quiet_rig("baud", "");
     rig.publish_default();
@@ -1406,10 +1332,6 @@ fn audit_lines_of_a_rotation_closed_by_a_killed_command_survive_the_next_start()
 /// The upgrade step's evidence after a kill in the middle of the upgrade
 /// must report the rotation's upgrade as an uninterrupted run does.
 #[test]
-#[ignore = "bug: src/rotation/run.rs upgrade reports only what the resumed run re-encrypted: after a kill \
-            between two project files, the step's evidence and audit line say \"1 tokens re-encrypted in 1 \
-            files, 2 already current\" where an uninterrupted rotation says \"3 tokens re-encrypted in 2 files, \
-            0 already current\"; the tokens the killed run re-encrypted are recorded nowhere"]
 fn upgrade_evidence_after_a_crash_counts_the_whole_rotation() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
@@ -1430,22 +1352,12 @@ fn upgrade_evidence_after_a_crash_counts_the_whole_rotation() {
     let home = crash_at_label(&home, &scratch, &["rotation", "run"], "renamed", 1);
     exits(&home, &["rotation", "run"], b"", 3);
     let r = rotation(&home);
-    assert_step(
-        &r,
-        "upgrade-projects",
-        "done",
-        &["3 tokens re-encrypted in 2 files, 0 already current, in 1 projects"],
-    );
+    assert_step(&r, "upgrade-projects", "done", &["3 tokens in 1 projects are under the new key"]);
 }
 
 /// `rotation run` without the key after an import cut short: the runner
 /// has a waiting state for it, which the CLI never reaches off a terminal.
 #[test]
-#[ignore = "bug: src/cli/rotation.rs run reads the key from standard input whenever the import was cut \
-            short and stdin is not a terminal, so `keyturn rotation run </dev/null` fails with exit 1 \
-            \"no key was given: the input is empty; paste the key line\" instead of reaching the runner's \
-            waiting state (src/rotation/run.rs import_step: exit 3, \"the key was not imported before the \
-            interruption; give it again on standard input ... (fingerprint NEW)\")"]
 fn run_without_the_key_after_an_import_cut_short_says_which_key_it_needs() {
     let rig = quiet_rig("bkey", "");
     let key = generate(&rig.root, "communication", "new.key");
@@ -1755,12 +1667,7 @@ fn encryption_multi_machine_rotation_checks_push_and_get_latest_with_git() {
     // The upgrade leaves the work tree changed: push it.
     let r = run_stops_waiting_at(&home, "push");
     assert_step(&r, "credential-git", "done", &["the git credential reads under the new key"]);
-    assert_step(
-        &r,
-        "upgrade-projects",
-        "done",
-        &["3 tokens re-encrypted in 2 files, 0 already current, in 1 projects"],
-    );
+    assert_step(&r, "upgrade-projects", "done", &["3 tokens in 1 projects are under the new key"]);
     assert_step(&r, "push", "waiting", &["uncommitted changes: commit and push them"]);
     refused(&home, &["rotation", "confirm", "push"], 1, &["checked off by evidence"]);
     git(&work, &["commit", "-q", "-am", "re-encrypted under the new key"]);

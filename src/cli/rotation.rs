@@ -202,9 +202,11 @@ pub fn run(store: &mut Store, file: Option<&Path>, wait: Duration) -> eyre::Resu
     let needs_key = open.current().is_some_and(|s| s.id == "import")
         && store.active_key(open.kind).fingerprint() != open.new_fingerprint
         && open.new_fingerprint != Key::default_for(open.kind).fingerprint();
+    // Empty standard input (</dev/null, a cron job) is no key: the import
+    // step then says which key it waits for.
     let key = if needs_key && (file.is_some() || !std::io::stdin().is_terminal()) {
         let text = input::key_text(open.kind, file)?;
-        Some(Key::parse(open.kind, &text)?)
+        if text.trim().is_empty() { None } else { Some(Key::parse(open.kind, &text)?) }
     } else {
         None
     };

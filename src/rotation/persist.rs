@@ -110,6 +110,8 @@ pub fn begin(home: &Path, rotation: &mut Rotation) -> Result<Lock, PersistError>
         if previous.is_open() {
             return Err(StoreError::RotationOpen { id: previous.id, kind: previous.kind }.into());
         }
+        // Lines a killed command did not write yet must not be lost.
+        sync_audit(home, &previous)?;
         archive(home, &previous)?;
         expected = previous.revision;
     }
@@ -137,8 +139,10 @@ pub fn commit(home: &Path, expected: Option<u64>, event: Event) -> Result<Rotati
 /// [`commit`] for a caller that holds the lock.
 pub fn commit_locked(home: &Path, expected: Option<u64>, event: Event) -> Result<Rotation, PersistError> {
     let rotation = load(home)?.ok_or(PersistError::NoneOpen)?;
-    // A crash after an earlier write may have left audit lines behind.
+    // A crash after an earlier write may have left audit lines behind, and
+    // a temporary file (we hold the lock: no writer is at work).
     sync_audit(home, &rotation)?;
+    atomic::remove_stale_temporaries(home);
     if let Some(expected) = expected
         && expected != rotation.revision
     {

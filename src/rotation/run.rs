@@ -171,9 +171,13 @@ pub fn start(
 
 fn import_locked(store: &mut Store, home: &Path, rotation: &Rotation, key: Option<Key>) -> Result<Rotation, RunError> {
     let change = store.import_in_rotation(rotation.kind, key)?;
-    let mut evidence = format!("{} is active (was {})", change.new, change.old);
-    if change.credentials_reencrypted > 0 {
-        evidence.push_str(&format!("; {} credentials re-encrypted", change.credentials_reencrypted));
+    // Said from the state reached, not from what this run did, so a run
+    // resumed after a crash records the same evidence as one that was not cut.
+    let mut evidence = format!("{} is active (was {})", change.new, rotation.old_fingerprint);
+    let ring = store.keyring();
+    let readable = store.credentials().entries.iter().filter(|c| c.state(&ring) == CredentialState::Current).count();
+    if rotation.kind == KeyKind::Encryption && readable > 0 {
+        evidence.push_str(&format!("; {readable} credentials read under it"));
     }
     if !change.published.is_empty() {
         evidence.push_str(&format!("; {} key files published", change.published.len()));
@@ -520,13 +524,13 @@ fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
         Err(e) => return Change::Fail(format!("the upgrade stopped: {e}")),
     };
     let sum = |f: fn(&project::ProjectReport) -> usize| reports.iter().map(f).sum::<usize>();
+    // The state reached, the same whether or not a crash cut an earlier run.
     let summary = format!(
-        "{} tokens re-encrypted in {} files, {} already current, in {} projects",
-        sum(|r| r.upgraded),
-        sum(|r| r.files_rewritten),
-        sum(|r| r.current),
+        "{} tokens in {} projects are under the new key",
+        sum(|r| r.upgraded) + sum(|r| r.current),
         reports.len()
     );
+    progress(&format!("{} tokens re-encrypted in {} files", sum(|r| r.upgraded), sum(|r| r.files_rewritten)));
     let unreadable: Vec<String> = reports
         .iter()
         .flat_map(|r| {

@@ -36,6 +36,8 @@ impl Processes for SystemProcesses {
         let mut found: Vec<ProcessInfo> = system
             .processes()
             .values()
+            // A zombie has exited: it is no longer the running component.
+            .filter(|p| p.status() != sysinfo::ProcessStatus::Zombie)
             .filter(|p| matches(name, p.name(), p.exe().and_then(|e| e.file_name())))
             .map(|p| ProcessInfo { pid: p.pid().as_u32(), started: p.start_time() })
             .collect();
@@ -48,7 +50,10 @@ impl Processes for SystemProcesses {
         let mut system = System::new();
         let pid = Pid::from_u32(pid);
         system.refresh_processes_specifics(ProcessesToUpdate::Some(&[pid]), true, ProcessRefreshKind::nothing());
-        system.process(pid).map(|p| ProcessInfo { pid: p.pid().as_u32(), started: p.start_time() })
+        system
+            .process(pid)
+            .filter(|p| p.status() != sysinfo::ProcessStatus::Zombie)
+            .map(|p| ProcessInfo { pid: p.pid().as_u32(), started: p.start_time() })
     }
 }
 
