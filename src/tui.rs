@@ -54,12 +54,7 @@ fn event_loop(terminal: &mut ratatui::DefaultTerminal, app: &mut App, theme: &Th
             continue;
         }
         match event::read()? {
-            Event::Key(key) => {
-                if let Some(action) = keymap::map(key, app.typing()) {
-                    app.update(action);
-                    dirty = true;
-                }
-            }
+            Event::Key(key) => dirty |= app.key(key),
             Event::Paste(text) => {
                 app.update(keymap::Action::Paste(text));
                 dirty = true;

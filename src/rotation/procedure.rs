@@ -233,6 +233,7 @@ fn machines(facts: &Facts, kind: KeyKind, variant: Variant) -> Result<Vec<Draft>
     roster.sort_by_key(|(_, roles)| machine_order(roles));
     let what =
         if variant == Variant::Reset { "reset its communication key to the default" } else { "import the same key" };
+    let short = if variant == Variant::Reset { "reset to the default key" } else { "import the key" };
     Ok(roster
         .iter()
         .map(|(name, roles)| {
@@ -246,9 +247,9 @@ fn machines(facts: &Facts, kind: KeyKind, variant: Variant) -> Result<Vec<Draft>
                 StepKind::PerMachine,
                 Action::Machine(name.clone()),
                 &seeds,
-                &format!("On {name}: {what}, restart the Execution client and the Test Studio app"),
+                &format!("On {name}: {short}, restart its components"),
                 &format!(
-                    "Log on to {name}, {what} (keyturn rotation join {kind}, or the wizard), restart its components, then check it off with the fingerprint {name} shows (keyturn fingerprint {kind})."
+                    "Log on to {name}, {what}, restart the Execution client and the Test Studio app: keyturn does it with `keyturn rotation join {kind}` through the machine's command, or check it off with the fingerprint {name} shows (keyturn fingerprint {kind})."
                 ),
             )
         })

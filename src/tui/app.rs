@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use super::keymap::Action;
+use super::keymap::{self, Action, Hint};
 use crate::fleet::{self, FleetStatus};
 use crate::keys::{Key, KeyKind};
 use crate::rotation::persist;
@@ -19,6 +19,7 @@ use crate::store::home::Home;
 use crate::store::{KeyStatus, Store};
 use crate::system::clipboard::{Clipboard, Copied};
 use crate::system::{SystemCommands, SystemProcesses};
+use ratatui::crossterm::event::{KeyEvent, KeyEventKind};
 
 /// How long a copied key stays on the clipboard.
 pub const CLIPBOARD_SECONDS: u64 = 30;
@@ -166,8 +167,6 @@ pub enum Dialog {
     Input { purpose: InputPurpose, value: String },
     /// A credential: user name and masked secret.
     Credential { name: CredentialName, user: String, secret: Zeroizing<String>, on_secret: bool },
-    /// A message to acknowledge.
-    Message { title: String, text: String },
 }
 
 /// A message from background work.
@@ -380,6 +379,46 @@ impl App {
         }
     }
 
+    /// What the key-hint line speaks of now.
+    pub fn hint(&self) -> Hint {
+        match &self.dialog {
+            Some(Dialog::Help | Dialog::Show { .. }) => Hint::Closes,
+            Some(Dialog::Confirm { .. }) => Hint::Choice,
+            Some(Dialog::Input { .. }) => Hint::Text,
+            Some(Dialog::Credential { .. }) => Hint::Form,
+            None if self.typing() => Hint::Field,
+            None => Hint::Tabs,
+        }
+    }
+
+    /// Whether a dialog that any key closes is open.
+    pub fn closes_on_any_key(&self) -> bool {
+        matches!(self.dialog, Some(Dialog::Help | Dialog::Show { .. }))
+    }
+
+    /// Moves the focus off controls that cannot be used any more.
+    fn fix_focus(&mut self) {
+        for i in 0..self.panes.len() {
+            let pane = &self.panes[i];
+            if !self.enabled(pane, pane.focus) {
+                let next =
+                    if self.enabled(pane, KeyControl::Import) { KeyControl::Import } else { KeyControl::Generate };
+                self.panes[i].focus = next;
+            }
+        }
+        if !self.rotation_enabled(self.rotation_focus) {
+            self.rotation_focus =
+                if self.rotation_enabled(RotationControl::Run) { RotationControl::Run } else { RotationControl::Steps };
+        }
+        if !self.machines_enabled(self.machines_focus) {
+            self.machines_focus = if self.machines_enabled(MachinesControl::Refresh) {
+                MachinesControl::Refresh
+            } else {
+                MachinesControl::List
+            };
+        }
+    }
+
     /// Whether a key tab's control can be used now.
     pub fn enabled(&self, pane: &KeyPane, control: KeyControl) -> bool {
         let custom = pane.status.as_ref().is_some_and(|s| s.custom);
@@ -479,6 +518,7 @@ impl App {
             Some(WorkResult::Rotation(result)) => {
                 self.work = None;
                 self.finish_run(result);
+                self.fix_focus();
             }
             Some(WorkResult::Fleet(fleet)) => {
                 self.work = None;
@@ -502,12 +542,33 @@ impl App {
         }
     }
 
+    /// A key from the terminal, as the event loop hands it on: mapped to an
+    /// action, and any key at all closes the Show and Help dialogs. Returns
+    /// whether anything happened.
+    pub fn key(&mut self, key: KeyEvent) -> bool {
+        let pressed = key.kind == KeyEventKind::Press;
+        let action =
+            keymap::map(key, self.typing()).or_else(|| (pressed && self.closes_on_any_key()).then_some(Action::Back));
+        match action {
+            Some(action) => {
+                self.update(action);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Applies an action.
     pub fn update(&mut self, action: Action) {
         if action == Action::Quit {
             self.quit = true;
             return;
         }
+        self.apply(action);
+        self.fix_focus();
+    }
+
+    fn apply(&mut self, action: Action) {
         if self.dialog.is_some() {
             self.update_dialog(action);
             return;
@@ -618,7 +679,7 @@ impl App {
                 format!("Key copied to the clipboard; it is cleared in {CLIPBOARD_SECONDS} s and on exit.")
             }
             Ok(Copied::Terminal) => format!(
-                "Key sent to your terminal's clipboard (OSC 52; no terminal confirms it): cleared in {CLIPBOARD_SECONDS} s. If nothing arrived, use Show."
+                "Key sent to your terminal (OSC 52, unconfirmed); cleared in {CLIPBOARD_SECONDS} s. Nothing came? Use Show."
             ),
             Err(e) => format!("No clipboard here ({e}): use Show and select the line."),
         };
@@ -639,7 +700,11 @@ impl App {
                     pane.field = key.to_text();
                     pane.focus = KeyControl::Import;
                 }
-                self.status = "Key generated successfully. Ready to import.".into();
+                self.status = if self.rotation.as_ref().is_some_and(Rotation::is_open) {
+                    "Key generated successfully. A rotation is open: finish it before importing.".into()
+                } else {
+                    "Key generated successfully. Ready to import.".into()
+                };
             }
             Err(e) => self.status = e.to_string(),
         }
@@ -663,7 +728,7 @@ impl App {
             }
         };
         if let Some(r) = persist::open_rotation(&self.home.dir).ok().flatten() {
-            self.status = format!("A {} key rotation is open: finish or abort it on the Rotation tab first.", r.kind);
+            self.status = format!("The {} key rotation is open: finish or abort it on the Rotation tab first.", r.kind);
             return;
         }
         let facts = runner::facts(&store);
@@ -704,17 +769,21 @@ impl App {
         } else {
             format!("Then restarted, and checked to run with the new key: {}.", restarts.join(", "))
         });
-        lines.push("Every other machine must import the same key.".into());
+        lines.push(if key.is_some() {
+            "Every other machine must import the same key.".into()
+        } else {
+            "Every other machine must reset its communication key too.".into()
+        });
+        if store.config().machines.is_empty() {
+            lines.push("Multiple machines needs [[machines]] in keyturn.toml (keyturn machines add).".into());
+        }
         self.dialog = Some(Dialog::Confirm { kind, key, multi: false, lines });
     }
 
     fn update_dialog(&mut self, action: Action) {
         let Some(dialog) = self.dialog.take() else { return };
         self.dialog = match dialog {
-            Dialog::Help | Dialog::Message { .. } => match action {
-                Action::Activate | Action::Back | Action::Help | Action::Toggle => None,
-                _ => Some(dialog),
-            },
+            Dialog::Help => None,
             // Any key hides a shown key.
             Dialog::Show { .. } => {
                 self.status = "The key is hidden again.".into();
@@ -939,14 +1008,19 @@ impl App {
     }
 
     fn finish_run(&mut self, result: Result<Rotation, String>) {
+        // The import's own message stays in front of what the run found.
+        let lead = ["Key imported successfully.", "Key reset to the default."]
+            .into_iter()
+            .find(|m| self.status.starts_with(m))
+            .map(|m| format!("{m} "))
+            .unwrap_or_default();
         match result {
             Ok(rotation) => {
-                self.status = match rotation.current() {
-                    None => "The rotation is finished: every step is done or skipped.".into(),
-                    Some(step) => {
-                        format!("Step {} needs you: {}", step.id, step.state.evidence().unwrap_or(&step.title))
-                    }
-                };
+                self.status = lead
+                    + &match rotation.current() {
+                        None => "The rotation is finished: every step is done or skipped.".into(),
+                        Some(step) => format!("Step {} needs you: {} (see its detail).", step.id, step.title),
+                    };
                 self.rotation = Some(rotation);
             }
             Err(e) => self.status = format!("The rotation stopped: {e}"),

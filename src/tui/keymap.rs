@@ -65,12 +65,32 @@ pub fn map(key: KeyEvent, typing: bool) -> Option<Action> {
     })
 }
 
-/// The key-hint line's entries, for the current situation.
-pub fn hints(typing: bool, dialog: bool) -> &'static str {
-    match (typing, dialog) {
-        (true, _) => "type or paste  Tab next  Enter OK  Esc back  Ctrl-C quit",
-        (false, true) => "Tab next  Space choose  Enter OK  Esc cancel  ? keys",
-        (false, false) => "Tab/S-Tab move  Enter press  <-/-> or 1-4 tabs  ? keys  q quit",
+/// What the key-hint line is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hint {
+    /// The tabs and their controls.
+    Tabs,
+    /// A text field has the keyboard.
+    Field,
+    /// A choice to confirm (import, reset).
+    Choice,
+    /// A one-line text dialog.
+    Text,
+    /// The credential form.
+    Form,
+    /// A dialog that any key closes (Show, the keys).
+    Closes,
+}
+
+/// The key-hint line for `hint`.
+pub fn hints(hint: Hint) -> &'static str {
+    match hint {
+        Hint::Tabs => "Tab/S-Tab move  Enter press  <-/-> or 1-4 tabs  ? keys  q quit",
+        Hint::Field => "type or paste  Tab next  Enter import  Esc leave the field  Ctrl-C quit",
+        Hint::Choice => "Space or arrows choose  Enter OK  Esc cancel  Ctrl-C quit",
+        Hint::Text => "type  Enter OK  Esc cancel  Ctrl-C quit",
+        Hint::Form => "type  Tab other field  Enter next / store  Esc cancel",
+        Hint::Closes => "any key closes",
     }
 }
 

@@ -14,6 +14,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use super::app::{App, Dialog, InputPurpose, Tab};
 use super::keymap;
 use super::theme::Theme;
+use crate::keys::KeyKind;
 
 /// The smallest terminal the wizard draws in.
 pub const MIN_WIDTH: u16 = 80;
@@ -31,12 +32,14 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>) {
         return;
     }
     let [tabs, body, status, hints] =
-        Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(1), Constraint::Length(1)])
+        Layout::vertical([Constraint::Length(1), Constraint::Fill(1), Constraint::Length(2), Constraint::Length(1)])
             .areas(area);
     render_tabs(app, theme, frame, tabs);
     if let Some(error) = &app.store_error {
-        let text = format!("The store cannot be used: {error}\n\nkeyturn changes nothing until this is fixed.");
-        frame.render_widget(Paragraph::new(text).style(theme.bad()).wrap(Wrap { trim: true }), body);
+        let text =
+            format!("The store cannot be used: {error}\n\nkeyturn changes nothing until this is fixed; q quits.");
+        let inner = Rect { x: body.x + 1, width: body.width.saturating_sub(2), ..body };
+        frame.render_widget(Paragraph::new(text).style(theme.bad()).wrap(Wrap { trim: true }), inner);
     } else {
         match app.tab {
             Tab::Encryption | Tab::Communication => key_tab::render(app, theme, frame, body),
@@ -44,8 +47,9 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>) {
             Tab::Machines => machines_tab::render(app, theme, frame, body),
         }
     }
-    frame.render_widget(Paragraph::new(format!(" {}", app.status)), status);
-    let hint = keymap::hints(app.typing(), app.dialog.is_some());
+    let status = Rect { x: status.x + 1, width: status.width.saturating_sub(2), ..status };
+    frame.render_widget(Paragraph::new(app.status.as_str()).wrap(Wrap { trim: true }), status);
+    let hint = keymap::hints(app.hint());
     frame.render_widget(Paragraph::new(format!(" {hint}")).style(theme.disabled()), hints);
     if let Some(dialog) = &app.dialog {
         render_dialog(app, dialog, theme, frame, body);
@@ -89,60 +93,45 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 fn render_dialog(app: &App, dialog: &Dialog, theme: &Theme, frame: &mut Frame<'_>, body: Rect) {
+    if let Dialog::Show { kind, text, .. } = dialog {
+        render_show(app, *kind, text, theme, frame, body);
+        return;
+    }
     let (title, lines, height): (&str, Vec<Line<'_>>, u16) = match dialog {
         Dialog::Help => ("Keys", help_lines(), 16),
-        Dialog::Message { title, text } => (title.as_str(), vec![Line::raw(text.clone())], 6),
-        Dialog::Show { kind, text, .. } => {
-            let fingerprint = app
-                .panes
-                .iter()
-                .find(|p| p.kind == *kind)
-                .and_then(|p| p.status.as_ref())
-                .map(|s| s.fingerprint.to_string())
-                .unwrap_or_default();
-            (
-                "Show key",
-                vec![
-                    Line::styled(
-                        format!("The {kind} key ({fingerprint}). Anyone who sees it can use it."),
-                        theme.warn(),
-                    ),
-                    Line::raw("Select the next line to copy it. Any key hides it; it hides itself in 60 s."),
-                    Line::raw(""),
-                    // The key alone on its line: selecting the line takes the key.
-                    Line::raw(text.as_str().to_string()),
-                    Line::raw(""),
-                ],
-                9,
-            )
-        }
-        Dialog::Confirm { kind, key, multi, lines } => {
+        Dialog::Show { .. } => return,
+        Dialog::Confirm { key, multi, lines, .. } => {
             let mut out: Vec<Line<'_>> = lines.iter().map(|l| Line::raw(l.clone())).collect();
             out.push(Line::raw(""));
-            out.push(Line::raw("Setup (Space or arrows to choose):"));
             let choice = |on: bool| if on { "(*)" } else { "( )" };
-            out.push(Line::raw(format!("  {} Single machine   {} Multiple machines", choice(!*multi), choice(*multi))));
+            out.push(Line::raw(format!(
+                "Setup:  {} Single machine   {} Multiple machines",
+                choice(!*multi),
+                choice(*multi)
+            )));
             out.push(Line::raw(""));
             out.push(Line::raw(format!(
                 "Enter: {} and start the rotation.   Esc: cancel.",
                 if key.is_some() { "import" } else { "reset" }
             )));
             let title = if key.is_some() { "Import the key?" } else { "Reset to the default key?" };
-            let _ = kind;
             let height = u16::try_from(out.len()).unwrap_or(12) + 4;
             (title, out, height)
         }
         Dialog::Input { purpose, value } => {
+            let kind = app.rotation.as_ref().map_or("KIND", |r| r.kind.name());
             let (title, prompt) = match purpose {
                 InputPurpose::SkipReason { .. } => {
-                    ("Skip the step", "Why is this step skipped? (recorded in the audit log)")
+                    ("Skip the step", "Why is this step skipped? (recorded in the audit log)".to_string())
                 }
-                InputPurpose::Fingerprint { .. } => {
-                    ("Verify the machine", "The fingerprint that machine shows (keyturn fingerprint KIND):")
-                }
-                InputPurpose::AbortReason => {
-                    ("Abort the rotation", "Why? The key is not rolled back. Enter aborts, Esc keeps going.")
-                }
+                InputPurpose::Fingerprint { .. } => (
+                    "Verify the machine",
+                    format!("The fingerprint that machine shows (keyturn fingerprint {kind}, run there):"),
+                ),
+                InputPurpose::AbortReason => (
+                    "Abort the rotation",
+                    "Why? The key is not rolled back. Enter aborts, Esc keeps going.".to_string(),
+                ),
             };
             (title, vec![Line::raw(prompt), Line::raw(""), Line::styled(format!("> {value}_"), theme.focused())], 7)
         }
@@ -157,18 +146,42 @@ fn render_dialog(app: &App, dialog: &Dialog, theme: &Theme, frame: &mut Frame<'_
                     Line::raw(format!("The {name} credential, stored sealed under the new key.")),
                     Line::raw(""),
                     field("User:", user.clone(), !on_secret),
-                    // Masked: one * per character, never the secret.
-                    field("Secret:", "*".repeat(secret.chars().count()), *on_secret),
+                    // Masked: never the secret, not even its length.
+                    field("Secret:", if secret.is_empty() { String::new() } else { "********".into() }, *on_secret),
                     Line::raw(""),
-                    Line::raw("Tab: next field   Enter: store   Esc: cancel"),
+                    Line::raw("Tab: other field   Enter: next field, then store   Esc: cancel"),
                 ],
                 10,
             )
         }
     };
-    let area = centered(body, 76, height);
+    let width = body.width.saturating_sub(4).min(if matches!(dialog, Dialog::Help) { 90 } else { 76 });
+    let area = centered(body, width, height);
     frame.render_widget(Clear, area);
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block(title, theme)), area);
+}
+
+/// The key, shown over the whole body with nothing else on its row, so
+/// that selecting the row with the terminal's own selection takes exactly
+/// the key.
+fn render_show(app: &App, kind: KeyKind, text: &str, theme: &Theme, frame: &mut Frame<'_>, body: Rect) {
+    let fingerprint = app
+        .panes
+        .iter()
+        .find(|p| p.kind == kind)
+        .and_then(|p| p.status.as_ref())
+        .map(|s| s.fingerprint.to_string())
+        .unwrap_or_default();
+    frame.render_widget(Clear, body);
+    let lines = vec![
+        Line::styled(format!(" Show key: the {kind} key ({fingerprint})"), theme.title()),
+        Line::styled(" Anyone who sees it can use it. Clear your screen and scrollback when done.", theme.warn()),
+        Line::raw(" Select the line below to copy it. Any key hides it; it hides itself in 60 s."),
+        Line::raw(""),
+        Line::raw(text.to_string()),
+        Line::raw(""),
+    ];
+    frame.render_widget(Paragraph::new(lines), body);
 }
 
 fn help_lines() -> Vec<Line<'static>> {

@@ -16,7 +16,7 @@ const PLACEHOLDER: &str = "Generate new or enter a pre-generated key.";
 pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     let Some(pane) = app.pane() else { return };
     let [heading, current, replace, note] =
-        Layout::vertical([Constraint::Length(1), Constraint::Length(4), Constraint::Length(3), Constraint::Fill(1)])
+        Layout::vertical([Constraint::Length(1), Constraint::Length(5), Constraint::Length(3), Constraint::Fill(1)])
             .areas(area);
     let title = match pane.kind {
         KeyKind::Encryption => "Encryption Key",
@@ -47,21 +47,28 @@ fn render_current(app: &App, pane: &KeyPane, theme: &Theme, frame: &mut Frame<'_
         buttons.push(Span::raw("  "));
         buttons.push(control(app, pane, KeyControl::Reset, theme));
     }
-    let state = match &pane.status {
+    let (state, note) = match &pane.status {
         Some(s) if s.custom => {
-            let when = s.created.map(|t| format!(", imported {}", t.strftime("%Y-%m-%d"))).unwrap_or_default();
-            Line::from(vec![
-                Span::styled(" [x] Custom Key Loaded.", theme.good()),
-                Span::raw(format!("  Fingerprint {}{when}", s.fingerprint)),
-            ])
+            let when = s.created.map(|t| format!("imported {}", t.strftime("%Y-%m-%d"))).unwrap_or_default();
+            (
+                Line::from(vec![
+                    Span::styled(" [x] Custom Key Loaded.", theme.good()),
+                    Span::raw(format!("  Fingerprint {}", s.fingerprint)),
+                ]),
+                Line::raw(format!("     {when}")),
+            )
         }
-        Some(s) => Line::from(vec![
-            Span::styled(" [!] Default Key Loaded.", theme.warn()),
-            Span::raw(format!("  Fingerprint {}: readable by anyone with keyturn", s.fingerprint)),
-        ]),
-        None => Line::raw(" (the store could not be read)"),
+        Some(s) => (
+            Line::from(vec![
+                Span::styled(" [!] Default Key Loaded.", theme.warn()),
+                Span::raw(format!("  Fingerprint {}", s.fingerprint)),
+            ]),
+            Line::raw("     Anyone with keyturn has the default key: import a custom key."),
+        ),
+        None => (Line::raw(" (the store could not be read)"), Line::raw("")),
     };
-    frame.render_widget(Paragraph::new(vec![Line::from(buttons), state]).block(block("Current Key", theme)), area);
+    frame
+        .render_widget(Paragraph::new(vec![Line::from(buttons), state, note]).block(block("Current Key", theme)), area);
 }
 
 fn render_replace(app: &App, pane: &KeyPane, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{block, button};
-use crate::rotation::{Setup, Status, Step, StepState, Variant};
+use crate::rotation::{Setup, Status, Step, StepKind, StepState, Variant};
 use crate::tui::app::{App, RotationControl};
 use crate::tui::theme::Theme;
 
@@ -35,9 +35,15 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
         return;
     };
     let current = rotation.current().map(|s| s.id.clone());
-    let [heading, list, detail, buttons] =
-        Layout::vertical([Constraint::Length(2), Constraint::Fill(1), Constraint::Length(5), Constraint::Length(1)])
-            .areas(area);
+    // The detail gets a third of a tall screen, seven rows at the least.
+    let detail_rows = (area.height / 3).max(7);
+    let [heading, list, detail, buttons] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Fill(1),
+        Constraint::Length(detail_rows),
+        Constraint::Length(1),
+    ])
+    .areas(area);
     let setup = match rotation.setup {
         Setup::Single => "single machine",
         Setup::Multi => "multiple machines",
@@ -91,7 +97,14 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
             }
         })
         .collect();
-    frame.render_widget(Paragraph::new(lines).block(block("Checklist", theme)), list);
+    let total = rotation.steps.len();
+    let shown = format!(
+        "Checklist: steps {}-{} of {total}{}",
+        first + 1,
+        (first + rows).min(total),
+        if first + rows < total { " (more below)" } else { "" }
+    );
+    frame.render_widget(Paragraph::new(lines).block(block(&shown, theme)), list);
     if let Some(step) = rotation.steps.get(app.selected) {
         let seeds: Vec<String> = step.seed_steps.iter().map(ToString::to_string).collect();
         let mut text = vec![Line::raw(step.detail.clone())];
@@ -104,7 +117,19 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
             };
             text.push(Line::styled(format!("{label}: {evidence}"), theme.title()));
         }
-        let title = format!("{} ({:?}, original steps {})", step.id, step.kind, seeds.join(", "));
+        if current.as_deref() == Some(step.id.as_str()) && rotation.is_open() {
+            text.push(Line::raw(what_to_press(step)));
+        }
+        let kind = match step.kind {
+            StepKind::Automatic => "automatic",
+            StepKind::Restart => "restart",
+            StepKind::Credential => "credential",
+            StepKind::SourceControl => "source control",
+            StepKind::PerMachine => "per machine",
+            StepKind::Manual => "manual",
+        };
+        let plural = if seeds.len() == 1 { "step" } else { "steps" };
+        let title = format!("{}: {kind}, original {plural} {}", step.id, seeds.join(", "));
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }).block(block(&title, theme)), detail);
     }
     let control =
@@ -122,6 +147,19 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
         control(RotationControl::Abort, "Abort"),
     ]);
     frame.render_widget(row, buttons);
+}
+
+/// What the operator can press for the current step.
+fn what_to_press(step: &Step) -> &'static str {
+    match step.kind {
+        StepKind::Manual if step.confirmable => "Press Confirm when it is done, or Skip with a reason.",
+        StepKind::Manual => "Run runs its configured command; Skip with a reason if it does not apply.",
+        StepKind::Credential => "Press Enter credential to re-enter it, then Run; or Skip with a reason.",
+        StepKind::PerMachine => "Run pushes the key to the machines; or Type fingerprint that machine shows.",
+        StepKind::Restart => "Run restarts it (its configured command) and checks; or Skip with a reason.",
+        StepKind::SourceControl if step.confirmable => "Run checks git; press Confirm for projects without Git.",
+        StepKind::SourceControl | StepKind::Automatic => "Press Run.",
+    }
 }
 
 fn capitalised(word: &str) -> String {
