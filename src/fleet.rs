@@ -315,7 +315,8 @@ pub fn status(machine: &MachineEntry, commands: &dyn Commands, timeout: Duration
     parse_status(&out.stdout).ok_or_else(|| format!("its answer is not keyturn's status: {}", out.tail()))
 }
 
-fn parse_status(json: &str) -> Option<RemoteStatus> {
+/// Reads what `keyturn status --json` printed on another machine.
+pub fn parse_status(json: &str) -> Option<RemoteStatus> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     let fp = |kind: &str| v["keys"][kind]["fingerprint"].as_str()?.parse().ok();
     Some(RemoteStatus {

@@ -5,6 +5,7 @@
 pub mod demo;
 pub mod fault;
 pub mod fleet;
+pub mod fuzzing;
 pub mod keys;
 pub mod project;
 pub mod rotation;

@@ -39,7 +39,13 @@ pub enum PersistError {
 pub fn load(home: &Path) -> Result<Option<Rotation>, StoreError> {
     let path = home.join(ROTATION_FILE);
     let Some(bytes) = file::read(&path, Guard::Secret)? else { return Ok(None) };
-    let text = text(&path, &bytes)?;
+    parse(&path, &bytes).map(Some)
+}
+
+/// Parses and checks a rotation file's bytes (read from `path`, for messages).
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Rotation, StoreError> {
+    let path = path.to_path_buf();
+    let text = text(&path, bytes)?;
     if text.trim().is_empty() {
         return Err(StoreError::Corrupt { path, problem: "is empty (truncated?)".into() });
     }
@@ -50,7 +56,7 @@ pub fn load(home: &Path) -> Result<Option<Rotation>, StoreError> {
     if rotation.format != FORMAT {
         return Err(StoreError::UnknownVersion { path, found: i64::from(rotation.format) });
     }
-    Ok(Some(rotation))
+    Ok(rotation)
 }
 
 /// serde_json's message without its position (given separately).

@@ -223,7 +223,14 @@ impl Config {
         let Some(bytes) = file::read(&path, Guard::Trusted)? else {
             return Ok(Config::default());
         };
-        let text = text(&path, &bytes)?;
+        Config::parse(&path, &bytes)
+    }
+
+    /// Parses and checks the configuration's bytes (read from `path`, for
+    /// messages).
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, StoreError> {
+        let path = path.to_path_buf();
+        let text = text(&path, bytes)?;
         let config: Config = toml::from_str(text)
             .map_err(|e| StoreError::Config { path: path.clone(), problem: toml_problem(text, &e) })?;
         for (i, entry) in config.publish.iter().enumerate() {
