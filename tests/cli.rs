@@ -1070,7 +1070,7 @@ fn a_valid_hand_written_keys_file_is_read() {
     let (_tmp, home) = fresh();
     fs::create_dir(&home).expect("mkdir");
     let text = format!(
-        "format = 1\n{}{}{}",
+        "format = 1\n{}{}{}# end of file\n",
         entry("encryption", "active", &raw_key(30), ""),
         entry("encryption", "retired", &raw_key(31), "retired = \"2026-01-03T00:00:00Z\"\n"),
         entry("communication", "active", &raw_key(32), "")
@@ -1094,7 +1094,20 @@ fn store_loader_refusal_matrix() {
     assert_ne!(missing_created, valid);
 
     type Setup = Box<dyn Fn(&Path) -> PathBuf>;
+    // Each case's file ends as keyturn writes it, with its end line, so
+    // that the case is refused for what it shows, not for a missing end.
     let keys_file = |bytes: Vec<u8>| -> Setup {
+        Box::new(move |home: &Path| {
+            let path = home.join("keys.toml");
+            let mut bytes = bytes.clone();
+            if !bytes.is_empty() {
+                bytes.extend_from_slice(b"\n# end of file\n");
+            }
+            write_mode(&path, &bytes, 0o600);
+            path
+        })
+    };
+    let bare_file = |bytes: Vec<u8>| -> Setup {
         Box::new(move |home: &Path| {
             let path = home.join("keys.toml");
             write_mode(&path, &bytes, 0o600);
@@ -1134,10 +1147,19 @@ fn store_loader_refusal_matrix() {
         ("empty (truncated) file", keys_file(Vec::new()), "is empty (truncated?)"),
         ("cut mid-entry", keys_file(valid.as_bytes()[..valid.len() - 20].to_vec()), "will not replace it"),
         (
+            "cut between two entries",
+            bare_file(format!("{valid}{}", entry("communication", "active", &raw_key(36), "")).into_bytes()),
+            "is truncated: its last line is not `# end of file`",
+        ),
+        (
             "a symbolic link",
             Box::new(|home: &Path| {
                 let target = home.join("elsewhere.toml");
-                write_mode(&target, format!("format = 1\n{}", entry("encryption", "active", &raw_key(33), "")), 0o600);
+                write_mode(
+                    &target,
+                    format!("format = 1\n{}# end of file\n", entry("encryption", "active", &raw_key(33), "")),
+                    0o600,
+                );
                 let path = home.join("keys.toml");
                 std::os::unix::fs::symlink(&target, &path).expect("symlink");
                 path
@@ -1157,7 +1179,11 @@ fn store_loader_refusal_matrix() {
             "readable by others (0644)",
             Box::new(move |home: &Path| {
                 let path = home.join("keys.toml");
-                write_mode(&path, format!("format = 1\n{}", entry("encryption", "active", &raw_key(33), "")), 0o644);
+                write_mode(
+                    &path,
+                    format!("format = 1\n{}# end of file\n", entry("encryption", "active", &raw_key(33), "")),
+                    0o644,
+                );
                 path
             }),
             "chmod 600",
@@ -1166,7 +1192,11 @@ fn store_loader_refusal_matrix() {
             "readable by the group (0640)",
             Box::new(move |home: &Path| {
                 let path = home.join("keys.toml");
-                write_mode(&path, format!("format = 1\n{}", entry("encryption", "active", &raw_key(33), "")), 0o640);
+                write_mode(
+                    &path,
+                    format!("format = 1\n{}# end of file\n", entry("encryption", "active", &raw_key(33), "")),
+                    0o640,
+                );
                 path
             }),
             "chmod 600",
@@ -1176,7 +1206,7 @@ fn store_loader_refusal_matrix() {
             Box::new(move |home: &Path| {
                 write_mode(
                     &home.join("keys.toml"),
-                    format!("format = 1\n{}", entry("encryption", "active", &raw_key(33), "")),
+                    format!("format = 1\n{}# end of file\n", entry("encryption", "active", &raw_key(33), "")),
                     0o600,
                 );
                 let path = home.join("keyturn.toml");

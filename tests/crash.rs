@@ -199,7 +199,7 @@ fn check_consistent(home: &Path, fx: &Fixture, sc: &Scenario, keys_before: &[u8]
     if keys != keys_before {
         // A new keys file is whole: the store loaded it, and it says the new key.
         assert_eq!(fp, sc.new_fp, "{when}: keys.toml changed but the old key is active");
-        assert!(keys.ends_with(b"\"\n"), "{when}: keys.toml ends with its last key line");
+        assert!(keys.ends_with(b"# end of file\n"), "{when}: keys.toml ends with its end line");
     }
     #[cfg(unix)]
     assert_eq!(mode(&home.join("keys.toml")), 0o600, "{when}: keys.toml stays owner-only");

@@ -166,6 +166,8 @@ impl CredentialsFile {
                 c.updated
             );
         }
+        out.push_str(super::file::END_LINE);
+        out.push('\n');
         out
     }
 }

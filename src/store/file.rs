@@ -100,6 +100,11 @@ pub fn toml_problem(text: &str, err: &toml::de::Error) -> String {
     }
 }
 
+/// The last line of every file keyturn writes a list of keys or secrets to:
+/// a file cut anywhere, even between two entries, lacks it and is refused
+/// instead of loading with an entry missing.
+pub const END_LINE: &str = "# end of file";
+
 /// The entries of a versioned store file: `format = <format>` and the list
 /// `list`, nothing else; any other shape is refused naming the file.
 pub fn versioned_list(path: &Path, bytes: &[u8], format: i64, list: &str) -> Result<Vec<toml::Value>, StoreError> {
@@ -107,6 +112,9 @@ pub fn versioned_list(path: &Path, bytes: &[u8], format: i64, list: &str) -> Res
     let corrupt = |problem: String| StoreError::Corrupt { path: path.to_path_buf(), problem };
     if text.trim().is_empty() {
         return Err(corrupt("is empty (truncated?)".into()));
+    }
+    if text.trim_end().lines().last() != Some(END_LINE) {
+        return Err(corrupt(format!("is truncated: its last line is not `{END_LINE}`")));
     }
     let mut table: toml::Table = toml::from_str(text).map_err(|e| corrupt(toml_problem(text, &e)))?;
     if let Some(unknown) = table.keys().find(|k| *k != "format" && *k != list) {

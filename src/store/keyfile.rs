@@ -132,6 +132,8 @@ impl KeysFile {
             out.push_str(&stored.key.to_text());
             out.push_str("\"\n");
         }
+        out.push_str(super::file::END_LINE);
+        out.push('\n');
         out
     }
 }
