@@ -71,8 +71,11 @@ pub fn remote_answer(data: &[u8]) {
     let _ = crate::fleet::parse_status(text);
 }
 
+/// A fuzz target's entry point.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name.
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("key_text", key_text),
     ("token", token),
     ("keys_file", keys_file),
