@@ -91,7 +91,7 @@ fn a_token_moved_to_another_key_or_file_is_refused_as_such() {
     let other = a.seal(b"another value");
     let (head, _) = token.rsplit_once(':').expect("header");
     let (_, body) = other.rsplit_once(':').expect("body");
-    assert!(matches!(Keyring::new(&key(1), &[]).open(&format!("{head}:{body}")), Ok(_)), "same key and header: opens");
+    assert!(Keyring::new(&key(1), &[]).open(&format!("{head}:{body}")).is_ok(), "same key and header: opens");
     let (other_head, _) = b.seal(b"x").rsplit_once(':').map(|(h, t)| (h.to_string(), t.to_string())).expect("header");
     assert!(matches!(
         Keyring::new(&key(1), &[key(3)]).open(&format!("{other_head}:{body}")),
