@@ -231,6 +231,7 @@ class Tmux:
         self.done = done
         self.run("new-session", "-d", "-s", "kt", "-x", str(cols), "-y", str(rows),
                  f"{command}; echo $? > '{done}'; exec sleep 100000")
+        self.socket_path = self.run("display-message", "-p", "#{socket_path}").strip()
 
     def run(self, *args):
         out = subprocess.run(["tmux", "-u", "-f", "/dev/null", "-L", self.socket, *args], env=self.env,
@@ -286,6 +287,8 @@ class Tmux:
         while not os.path.exists(self.done) and time.monotonic() - start < TIMEOUT:
             time.sleep(0.05)
         self.run("kill-server")
+        if os.path.exists(self.socket_path):  # tmux leaves its socket file
+            os.remove(self.socket_path)
 
 
 def main():

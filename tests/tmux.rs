@@ -91,12 +91,17 @@ fn rotation_json(home: &Path) -> serde_json::Value {
 /// One tmux server with one 80x24 (or other size) window running keyturn.
 struct Tmux {
     socket: String,
+    /// The server's socket file, removed with the server (tmux leaves it).
+    socket_path: Option<PathBuf>,
     dir: tempfile::TempDir,
 }
 
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.command(&["kill-server"]);
+        if let Some(path) = &self.socket_path {
+            let _ = fs::remove_file(path);
+        }
     }
 }
 
@@ -113,8 +118,11 @@ impl Tmux {
     /// Starts keyturn with `args` and the variables `env` in a pane.
     fn start_with(env: &[(&str, &str)], args: &[&str], width: u16, height: u16, ready: &str) -> Tmux {
         let n = SERVERS.fetch_add(1, Ordering::SeqCst);
-        let tmux =
-            Tmux { socket: format!("kt-test-{}-{n}", std::process::id()), dir: tempfile::tempdir().expect("temp dir") };
+        let mut tmux = Tmux {
+            socket: format!("kt-test-{}-{n}", std::process::id()),
+            socket_path: None,
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
         let mut line = String::from("env LANG=C.UTF-8 LC_ALL=C.UTF-8");
         for (name, value) in env {
             line.push_str(&format!(" {name}={}", quote(value)));
@@ -132,6 +140,7 @@ impl Tmux {
         );
         let (w, h) = (width.to_string(), height.to_string());
         tmux.ok(&["new-session", "-d", "-s", "kt", "-x", &w, "-y", &h, &script]);
+        tmux.socket_path = Some(PathBuf::from(tmux.display("#{socket_path}")));
         let pipe = format!("cat >> {}", quote(&path_str(&tmux.file("raw"))));
         tmux.ok(&["pipe-pane", "-t", "kt", "-o", &pipe]);
         tmux.keys(&["Enter"]);
