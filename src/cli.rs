@@ -429,7 +429,7 @@ fn run(cli: Cli) -> eyre::Result<()> {
     let Some(command) = cli.command else {
         // The wizard; it opens on a rotation left open.
         let home = Home::resolve(&HomeInputs::from_process(cli.home.clone()))?;
-        return wizard(home, cli.ascii, std::time::Duration::from_secs(60));
+        return wizard(home, cli.ascii, std::time::Duration::from_secs(60), Box::new(|| {}));
     };
     let open = || -> eyre::Result<Store> {
         let home = Home::resolve(&HomeInputs::from_process(cli.home.clone()))?;
@@ -472,8 +472,10 @@ fn run(cli: Cli) -> eyre::Result<()> {
     }
 }
 
-/// The wizard, when there is a terminal to draw it on.
-fn wizard(home: Home, ascii: bool, wait: std::time::Duration) -> eyre::Result<()> {
+/// The wizard, when there is a terminal to draw it on. `on_hangup` runs if
+/// the terminal goes away (SIGHUP, SIGTERM: a closed window, a dropped SSH
+/// session), before the process ends.
+fn wizard(home: Home, ascii: bool, wait: std::time::Duration, on_hangup: Box<dyn Fn() + Send>) -> eyre::Result<()> {
     use std::io::IsTerminal;
     if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
         return Err(Usage(
@@ -482,13 +484,38 @@ fn wizard(home: Home, ascii: bool, wait: std::time::Duration) -> eyre::Result<()
         )
         .into());
     }
+    watch_hangup(on_hangup);
     Ok(keyturn::tui::run(home, ascii, wait)?)
 }
+
+#[cfg(unix)]
+fn watch_hangup(on_hangup: Box<dyn Fn() + Send>) {
+    use signal_hook::consts::{SIGHUP, SIGTERM};
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM]) {
+        std::thread::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                on_hangup();
+                // The terminal is gone or going: leave raw mode if it can be.
+                let _ = ratatui::crossterm::terminal::disable_raw_mode();
+                std::process::exit(128 + signal);
+            }
+        });
+    }
+}
+
+#[cfg(not(unix))]
+fn watch_hangup(_on_hangup: Box<dyn Fn() + Send>) {}
 
 fn demo(ascii: bool) -> eyre::Result<()> {
     let me = std::env::current_exe().wrap_err("cannot find the keyturn binary for the demo's services")?;
     let demo = keyturn::demo::create(&me).wrap_err("cannot build the demo")?;
-    let result = wizard(demo.home(), ascii, std::time::Duration::from_secs(15));
+    let dir = demo.path().to_path_buf();
+    let result = wizard(
+        demo.home(),
+        ascii,
+        std::time::Duration::from_secs(15),
+        Box::new(move || keyturn::demo::cleanup(&dir, true)),
+    );
     eprintln!("The demo home {} and its stand-in services are gone.", demo.path().display());
     drop(demo);
     result

@@ -39,9 +39,19 @@ impl Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
-        for (_, name) in STANDINS {
-            stop(self.dir.path(), name);
-        }
+        cleanup(self.dir.path(), false);
+    }
+}
+
+/// Stops the demo's stand-ins and, with `remove`, removes its directory:
+/// what dropping it does, for a process about to die of a signal (a closed
+/// terminal, a dropped SSH session), which runs no destructors.
+pub fn cleanup(dir: &Path, remove: bool) {
+    for (_, name) in STANDINS {
+        stop(dir, name);
+    }
+    if remove {
+        let _ = fs::remove_dir_all(dir);
     }
 }
 
@@ -88,7 +98,16 @@ pub fn create(keyturn: &Path) -> io::Result<Demo> {
     let standins = standins(&root, keyturn)?;
     config.push_str(&standins);
     config.push_str("[components.app]\nprocess = \"kt-demo-app\"   # not running: nothing to restart\n\n");
-    config.push_str("[[machines]]\nname = \"exec-02\"\nroles = [\"execution\"]\n");
+    // The roster machine is another home on this machine, reached with a
+    // local command instead of ssh, so Refresh and Push work for real.
+    let exec02 = root.join("exec-02");
+    crate::store::atomic::create_private_dir(&exec02)?;
+    write(&exec02.join("keyturn.toml"), &format!("{}[components.app]\n", empty_components()))?;
+    config.push_str(&format!(
+        "[[machines]]\nname = \"exec-02\"\nroles = [\"execution\"]\ncommand = [{}, \"--home\", {}]\n",
+        toml::Value::String(keyturn.display().to_string()),
+        toml::Value::String(exec02.display().to_string())
+    ));
     write(&home.join("keyturn.toml"), &config)?;
 
     let mut store = Store::open(Home { dir: home, machine_wide: false }).map_err(io::Error::other)?;

@@ -674,8 +674,6 @@ fn running(pid: &str) -> bool {
 }
 
 #[test]
-#[ignore = "bug: keyturn demo ignores SIGHUP/SIGTERM: closing its terminal leaves the stand-in services \
-            running (nohup'ed `sleep 86400` copies) and the demo home with its keys in the temp directory"]
 fn closing_the_terminal_of_keyturn_demo_stops_its_services_and_removes_its_home() {
     if !tmux_available() {
         return;

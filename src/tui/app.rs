@@ -750,7 +750,7 @@ impl App {
         }
         if kind == KeyKind::Encryption {
             lines.push(format!(
-                "Re-encrypted: {} credentials and the tokens of {} projects; the old key is kept to read older data.",
+                "Re-encrypted: credentials ({}) and the tokens of the projects ({}); the old key is kept to read older data.",
                 facts.credentials.len(),
                 facts.projects.len()
             ));

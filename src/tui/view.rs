@@ -155,8 +155,8 @@ fn render_dialog(app: &App, dialog: &Dialog, theme: &Theme, frame: &mut Frame<'_
             )
         }
     };
-    let width = body.width.saturating_sub(4).min(if matches!(dialog, Dialog::Help) { 90 } else { 76 });
-    let area = centered(body, width, height);
+    // As wide as the screen: nothing of the tab below shows at its sides.
+    let area = centered(body, body.width, height);
     frame.render_widget(Clear, area);
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block(title, theme)), area);
 }

@@ -87,14 +87,11 @@ fn render_replace(app: &App, pane: &KeyPane, theme: &Theme, frame: &mut Frame<'_
         let shown: String = chars[start..].iter().collect();
         if start > 0 { format!("<{shown}") } else { shown }
     };
-    let field_text = format!("[{text:<inner$}]");
-    let field_style = if focused {
-        theme.focused()
-    } else if pane.field.is_empty() {
-        theme.disabled()
-    } else {
-        ratatui::style::Style::new()
-    };
+    // Focus shows as `>` `<` around the field and the terminal's cursor in
+    // it: a focus move then rewrites two cells, not the whole field.
+    let (open, close) = if focused { ('>', '<') } else { ('[', ']') };
+    let field_text = format!("{open}{text:<inner$}{close}");
+    let field_style = if pane.field.is_empty() { theme.disabled() } else { ratatui::style::Style::new() };
     let line = Line::from(vec![
         Span::raw(" "),
         generate,

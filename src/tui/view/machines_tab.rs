@@ -61,6 +61,8 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
             truncate(&version, 5),
             skew
         );
+        // Padded to the row's width, so the selection marks the whole row.
+        let text = format!("{text:<width$}", width = usize::from(list.width.saturating_sub(2)));
         let style = if row.is_some_and(|r| r.status.is_none()) { theme.warn() } else { ratatui::style::Style::new() };
         let line = Line::styled(text, style);
         lines.push(if i == app.machine_selected && app.machines_focus == MachinesControl::List {
@@ -77,14 +79,14 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
         if let Some(row) = app.fleet.as_ref().and_then(|f| f.machines.iter().find(|r| &r.name == name)) {
             match (&row.status, &row.error) {
                 (Some(s), _) => about.push(Line::raw(format!(
-                    "{name}: {} {} / {} on {}{}",
+                    " {name}: {} {} / {} on {}{}",
                     s.fingerprints.encryption,
                     s.fingerprints.communication,
                     s.keyturn,
                     s.home,
                     if s.machine_wide { "" } else { " (FLAGGED: a user store)" }
                 ))),
-                (None, Some(e)) => about.push(Line::styled(format!("{name}: {e}"), theme.warn())),
+                (None, Some(e)) => about.push(Line::styled(format!(" {name}: {e}"), theme.warn())),
                 _ => {}
             }
         }
@@ -92,11 +94,11 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
             app.rotation.as_ref().and_then(|r| r.steps.iter().find(|s| s.id == format!("machine-{name}")))
             && let Some(e) = step.state.evidence()
         {
-            about.push(Line::raw(format!("Rollout: {e}")));
+            about.push(Line::raw(format!(" Rollout: {e}")));
         }
     }
     if about.is_empty() {
-        about.push(Line::raw("Refresh asks every machine for its keys (keyturn status --json, through its command)."));
+        about.push(Line::raw(" Refresh asks every machine for its keys (keyturn status --json, through its command)."));
     }
     frame.render_widget(Paragraph::new(about).wrap(Wrap { trim: true }), detail);
 

@@ -59,7 +59,14 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
         Status::Finished { .. } => "finished".to_string(),
         Status::Aborted { reason, .. } => format!("aborted ({reason})"),
     };
-    let work = app.work.as_ref().map(|w| format!("  ... {} {}", w.label, w.progress)).unwrap_or_default();
+    let work: String = app
+        .work
+        .as_ref()
+        .map(|w| format!("  ... {} {}", w.label, w.progress))
+        .unwrap_or_default()
+        .chars()
+        .take(usize::from(area.width).saturating_sub(45))
+        .collect();
     frame.render_widget(
         Paragraph::new(vec![
             Line::styled(
