@@ -244,6 +244,9 @@ enum RotationCommand {
         /// The key, when an import was cut short (else standard input).
         #[arg(long, value_name = "F")]
         file: Option<PathBuf>,
+        /// Seconds another machine's join may take before it counts as hanging.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        machine_timeout: u64,
     },
     /// Check off the current step: a manual step, or a machine by the fingerprint it shows.
     Confirm {
@@ -535,9 +538,12 @@ fn rotation_command(store: &mut Store, command: RotationCommand) -> eyre::Result
             rotation::start(store, kind.into(), setup.into(), source, std::time::Duration::from_secs(60))
         }
         RotationCommand::Status { json } => rotation::status(store, json),
-        RotationCommand::Run { wait, file } => {
-            rotation::run(store, file.as_deref(), std::time::Duration::from_secs(wait))
-        }
+        RotationCommand::Run { wait, file, machine_timeout } => rotation::run(
+            store,
+            file.as_deref(),
+            std::time::Duration::from_secs(wait),
+            std::time::Duration::from_secs(machine_timeout),
+        ),
         RotationCommand::Confirm { step, fingerprint } => rotation::confirm(store, &step, fingerprint.as_deref()),
         RotationCommand::Skip { step, reason } => rotation::skip(store, &step, &reason),
         RotationCommand::Abort { reason } => rotation::abort(store, reason.as_deref()),

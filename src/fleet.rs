@@ -260,7 +260,7 @@ fn describe_failure(out: &Output, timeout: Duration) -> String {
     let tail = out.tail();
     match out.code {
         Some(127) => format!("keyturn was not found there (exit 127): {tail}"),
-        Some(255) => format!("unreachable (the remote shell failed, exit 255): {tail}"),
+        Some(255) => format!("unreachable, or its remote command was killed (the remote shell exited 255): {tail}"),
         Some(code) => format!("exit {code}: {tail}"),
         None => format!("killed: {tail}"),
     }
@@ -291,6 +291,32 @@ pub fn push(
     match serde_json::from_str::<JoinReport>(&out.stdout) {
         Ok(report) if matches!(out.code, Some(0 | 3)) => Ok(report),
         _ => Err(describe_failure(&out, timeout)),
+    }
+}
+
+/// Pushes the key to `machine` and checks its step off from the report,
+/// then confirms with a status call that the machine's store really holds
+/// the new key (a report alone could claim it).
+pub fn checked_push(
+    machine: &MachineEntry,
+    kind: KeyKind,
+    key: Option<&Key>,
+    new: Fingerprint,
+    commands: &dyn Commands,
+    timeout: Duration,
+) -> Change {
+    let change = machine_change(&machine.name, kind, new, &push(machine, kind, key, commands, timeout));
+    if !matches!(change, Change::Done(_)) {
+        return change;
+    }
+    match status(machine, commands, STATUS_TIMEOUT.min(timeout)) {
+        Ok(s) if s.fingerprints.get(kind) == new => change,
+        Ok(s) => Change::Wait(format!(
+            "{}: its join reported {new}, but its store holds {}: it did not keep the key",
+            machine.name,
+            s.fingerprints.get(kind)
+        )),
+        Err(e) => Change::Wait(format!("{}: joined, but its status could not be read to confirm: {e}", machine.name)),
     }
 }
 
@@ -409,11 +435,11 @@ pub fn fleet_status(
     let local = Fingerprints::of(store);
     let machines = &store.config().machines;
     let rotation = crate::rotation::persist::open_rotation(&store.home().dir).ok().flatten();
-    let answers = each(machines, parallel, &|m| status(m, commands, timeout), &|m, _| done(m));
+    let answers = each(machines, parallel, &|m| (status(m, commands, timeout), Timestamp::now()), &|m, _| done(m));
     let rows: Vec<MachineRow> = machines
         .iter()
         .zip(answers)
-        .map(|(m, answer)| {
+        .map(|(m, (answer, answered_at))| {
             let rollout = rotation
                 .as_ref()
                 .and_then(|r| r.steps.iter().find(|s| s.id == format!("machine-{}", m.name)))
@@ -428,8 +454,9 @@ pub fn fleet_status(
                 .into_iter()
                 .map(|k| (k, status.as_ref().is_some_and(|s| s.fingerprints.get(k) == local.get(k))))
                 .collect();
-            let skew_seconds =
-                status.as_ref().and_then(|s| s.time).map(|t| t.as_second() - Timestamp::now().as_second());
+            // Against this machine's clock when the answer came, not after
+            // every machine answered.
+            let skew_seconds = status.as_ref().and_then(|s| s.time).map(|t| t.as_second() - answered_at.as_second());
             MachineRow { name: m.name.clone(), roles: m.roles.clone(), status, error, matches, skew_seconds, rollout }
         })
         .collect();

@@ -32,6 +32,7 @@ pub fn join(store: &mut Store, kind: KeyKind, reset: bool, json: bool, wait: Dur
         wait,
         poll: Duration::from_millis(250),
         command_timeout: Duration::from_secs(120),
+        machine_timeout: keyturn::fleet::JOIN_TIMEOUT,
     };
     let report = fleet::join(store, kind, key, &edge).wrap_err(format!("the {kind} key was not joined"))?;
     let mut out = std::io::stdout().lock();

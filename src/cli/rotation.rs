@@ -16,14 +16,16 @@ use serde_json::json;
 
 use super::{NotFinished, Usage, input};
 
-/// The real system edge, waiting `wait` for each restart.
-fn edge(wait: Duration) -> Edge<'static> {
+/// The real system edge, waiting `wait` for each restart and
+/// `machine_timeout` for each other machine.
+fn edge(wait: Duration, machine_timeout: Duration) -> Edge<'static> {
     Edge {
         processes: &SystemProcesses,
         commands: &SystemCommands,
         wait,
         poll: Duration::from_millis(250),
         command_timeout: Duration::from_secs(120),
+        machine_timeout,
     }
 }
 
@@ -104,7 +106,8 @@ pub fn start(
             Some(Key::parse(kind, &text).wrap_err("the rotation was not started")?)
         }
     };
-    let rotation = runner::start(store, kind, setup, key, &edge(wait)).wrap_err("the rotation was not started")?;
+    let rotation = runner::start(store, kind, setup, key, &edge(wait, keyturn::fleet::JOIN_TIMEOUT))
+        .wrap_err("the rotation was not started")?;
     eprintln!("{} started; the key is imported.", describe(&rotation));
     if setup == Setup::Multi {
         eprintln!("Other machines need this key: `keyturn show {kind}` prints it when the distribute step comes.");
@@ -195,7 +198,7 @@ fn print_rotation(out: &mut impl Write, r: &Rotation) -> std::io::Result<()> {
     print_steps(out, &r.steps, r.current().map(|s| s.id.as_str()))
 }
 
-pub fn run(store: &mut Store, file: Option<&Path>, wait: Duration) -> eyre::Result<()> {
+pub fn run(store: &mut Store, file: Option<&Path>, wait: Duration, machine_timeout: Duration) -> eyre::Result<()> {
     let home = store.home().dir.clone();
     let open = persist::open_rotation(&home)?.ok_or(PersistError::NoneOpen)?;
     // A key is read only when an import was cut short before it happened.
@@ -211,7 +214,7 @@ pub fn run(store: &mut Store, file: Option<&Path>, wait: Duration) -> eyre::Resu
         None
     };
     let show = std::io::stderr().is_terminal();
-    let rotation = runner::run(store, key, &edge(wait), &mut |what| {
+    let rotation = runner::run(store, key, &edge(wait, machine_timeout), &mut |what| {
         if show {
             eprintln!("... {what}");
         }

@@ -32,6 +32,8 @@ pub struct Edge<'a> {
     pub poll: Duration,
     /// How long a configured command may take.
     pub command_timeout: Duration,
+    /// How long another machine's join may take.
+    pub machine_timeout: Duration,
 }
 
 /// Why a rotation could not be started or run.
@@ -286,35 +288,47 @@ fn machines(
     let key = (rotation.variant != Variant::Reset).then(|| store.active_key(rotation.kind));
     let entries: Vec<crate::store::config::MachineEntry> = block.iter().map(|(_, m)| m.clone()).collect();
     progress(&format!("pushing the key to {} machines", entries.len()));
-    let answers = crate::fleet::each(
+    // Each machine's step is checked off as its answer arrives, so one slow
+    // machine holds back none of the others, and a stop loses none.
+    let committed = std::sync::Mutex::new(Vec::new());
+    let changes = crate::fleet::each(
         &entries,
         crate::fleet::DEFAULT_PARALLEL,
         &|m| {
-            crate::fleet::push(
+            crate::fleet::checked_push(
                 m,
                 rotation.kind,
                 key.as_ref(),
+                rotation.new_fingerprint,
                 edge.commands,
-                crate::fleet::JOIN_TIMEOUT.max(edge.wait * 4),
+                edge.machine_timeout,
             )
         },
-        &|_, _| {},
+        &|m, change| {
+            let Some((step, _)) = block.iter().find(|(_, entry)| entry.name == m.name) else { return };
+            let result = persist::commit(home, None, Event::step(step, change.clone()));
+            if let Ok(mut committed) = committed.lock() {
+                committed.push(result);
+            }
+        },
     );
     let mut stop = false;
     let mut last = None;
-    for ((step, machine), answer) in block.iter().zip(&answers) {
-        let change = crate::fleet::machine_change(&machine.name, rotation.kind, rotation.new_fingerprint, answer);
-        progress(&format!(
-            "{}: {}",
-            machine.name,
-            if matches!(change, Change::Done(_)) { "on the new key" } else { "needs attention" }
-        ));
-        stop |= !matches!(change, Change::Done(_));
-        match persist::commit(home, None, Event::step(step, change)) {
+    for ((_, machine), change) in block.iter().zip(&changes) {
+        let done = matches!(change, Change::Done(_));
+        progress(&format!("{}: {}", machine.name, if done { "on the new key" } else { "needs attention" }));
+        stop |= !done;
+    }
+    for result in committed.into_inner().unwrap_or_default() {
+        match result {
             Ok(next) => last = Some(next),
             Err(PersistError::Transition(_)) => {}
             Err(e) => return Err(e.into()),
         }
+    }
+    // The last commit to land may not be the last in the list.
+    if last.is_some() {
+        last = persist::open_rotation(home)?.or(persist::load(home)?);
     }
     // A machine step not in the roster waits for a typed fingerprint.
     if block.is_empty() {

@@ -70,13 +70,17 @@ impl SystemCommands {
         // restart that starts a service) cannot block keyturn on a pipe.
         let out = tempfile::tempfile()?;
         let err = tempfile::tempfile()?;
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .args(args)
             .envs(env.iter().copied())
             .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(out.try_clone()?)
-            .stderr(err.try_clone()?)
-            .spawn()?;
+            .stderr(err.try_clone()?);
+        // Its own process group, so a timeout ends everything it started.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command.spawn()?;
         if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
             // A writer thread, so a command that never reads cannot block
             // keyturn; the pipe closes when it is done.
@@ -91,7 +95,7 @@ impl SystemCommands {
                 break (status.code(), false);
             }
             if Instant::now() >= deadline {
-                let _ = child.kill();
+                kill_group(&mut child);
                 let _ = child.wait();
                 break (None, true);
             }
@@ -99,6 +103,19 @@ impl SystemCommands {
         };
         Ok(Output { code, stdout: read_tail(out), stderr: read_tail(err), timed_out })
     }
+}
+
+#[cfg(unix)]
+fn kill_group(child: &mut std::process::Child) {
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+}
+
+#[cfg(not(unix))]
+fn kill_group(child: &mut std::process::Child) {
+    let _ = child.kill();
 }
 
 impl Commands for SystemCommands {

@@ -283,6 +283,7 @@ fn edge(wait: Duration) -> Edge<'static> {
         wait,
         poll: Duration::from_millis(250),
         command_timeout: Duration::from_secs(120),
+        machine_timeout: crate::fleet::JOIN_TIMEOUT,
     }
 }
 
