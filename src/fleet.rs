@@ -266,6 +266,28 @@ fn describe_failure(out: &Output, timeout: Duration) -> String {
     }
 }
 
+/// Another machine's text, safe to show: control characters (escape
+/// sequences a hostile or broken remote could send) become `?`.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+impl JoinReport {
+    fn printable(mut self) -> JoinReport {
+        self.keyturn = printable(&self.keyturn);
+        self.machine = printable(&self.machine);
+        self.home = printable(&self.home);
+        for step in &mut self.steps {
+            step.id = printable(&step.id);
+            step.title = printable(&step.title);
+            step.state = printable(&step.state);
+            step.evidence = printable(&step.evidence);
+        }
+        self.needs_person = self.needs_person.iter().map(|n| printable(n)).collect();
+        self
+    }
+}
+
 /// Runs `keyturn rotation join` on `machine`, the key on its standard input.
 pub fn push(
     machine: &MachineEntry,
@@ -289,7 +311,7 @@ pub fn push(
         .map_err(|e| format!("its command could not run: {e}"))?;
     // Exit 3 (a person is needed there) still carries a report.
     match serde_json::from_str::<JoinReport>(&out.stdout) {
-        Ok(report) if matches!(out.code, Some(0 | 3)) => Ok(report),
+        Ok(report) if matches!(out.code, Some(0 | 3)) => Ok(report.printable()),
         _ => Err(describe_failure(&out, timeout)),
     }
 }
@@ -346,8 +368,8 @@ pub fn parse_status(json: &str) -> Option<RemoteStatus> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     let fp = |kind: &str| v["keys"][kind]["fingerprint"].as_str()?.parse().ok();
     Some(RemoteStatus {
-        keyturn: v["keyturn"].as_str()?.to_string(),
-        home: v["home"].as_str()?.to_string(),
+        keyturn: printable(v["keyturn"].as_str()?),
+        home: printable(v["home"].as_str()?),
         machine_wide: v["machine_wide"].as_bool()?,
         time: v["time"].as_str().and_then(|t| t.parse().ok()),
         fingerprints: Fingerprints { encryption: fp("encryption")?, communication: fp("communication")? },

@@ -118,6 +118,7 @@ impl Store {
                 fix: "point --home or KEYTURN_HOME at a directory".into(),
             });
         }
+        check_home_owner(&home.dir)?;
         let keys = load_keys(&home.dir)?;
         let config = Config::load(&home.dir)?;
         let credentials = load_credentials(&home.dir)?;
@@ -346,6 +347,33 @@ fn load_credentials(dir: &Path) -> Result<CredentialsFile, StoreError> {
         None => Ok(CredentialsFile::default()),
         Some(bytes) => CredentialsFile::parse(&path, &bytes),
     }
+}
+
+/// A home owned by another user is refused: that user could swap its files.
+#[cfg(unix)]
+fn check_home_owner(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(dir) else { return Ok(()) };
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(StoreError::Insecure {
+            path: dir.to_path_buf(),
+            problem: format!(
+                "is owned by another user (uid {}, keyturn runs as uid {me}), who could change its files",
+                meta.uid()
+            ),
+            fix: format!(
+                "run keyturn as the home's owner, or use a home of your own (--home); as its owner: chown -R {me} '{}'",
+                dir.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_home_owner(_dir: &Path) -> Result<(), StoreError> {
+    Ok(())
 }
 
 fn refuse_if_rotation_open(dir: &Path) -> Result<(), StoreError> {

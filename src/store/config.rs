@@ -256,7 +256,47 @@ impl Config {
                 return Err(StoreError::Config { path, problem: format!("[steps.{id}]: `command` is empty") });
             }
         }
+        // Names and paths end up on the operator's terminal: a control
+        // character (an escape sequence) in one is refused, never echoed.
+        if let Some(what) = config.texts().into_iter().find(|(_, t)| t.chars().any(char::is_control)).map(|(w, _)| w) {
+            return Err(StoreError::Config {
+                path,
+                problem: format!("{what} holds a control character (an escape sequence?); remove it"),
+            });
+        }
         Ok(config)
+    }
+
+    /// Every name and path the file gives, with where it is.
+    fn texts(&self) -> Vec<(String, String)> {
+        let mut texts = Vec::new();
+        for (i, p) in self.publish.iter().enumerate() {
+            texts.push((format!("publish entry {}", i + 1), p.path.display().to_string()));
+        }
+        for (i, p) in self.projects.iter().enumerate() {
+            texts.push((format!("project entry {}", i + 1), p.path.display().to_string()));
+        }
+        for (i, m) in self.machines.iter().enumerate() {
+            texts.push((format!("machine entry {}", i + 1), m.name.clone()));
+            for arg in m.command.iter().flatten() {
+                texts.push((format!("machine entry {} command", i + 1), arg.clone()));
+            }
+        }
+        for (id, name, c) in self.components.all() {
+            for text in [&c.service, &c.process].into_iter().flatten() {
+                texts.push((format!("[components.{id}] ({name})"), text.clone()));
+            }
+            for arg in [&c.restart, &c.start, &c.check].into_iter().flatten().flatten() {
+                texts.push((format!("[components.{id}] command"), arg.clone()));
+            }
+        }
+        for (id, step) in &self.steps {
+            texts.push(("[steps] key".to_string(), id.clone()));
+            for arg in &step.command {
+                texts.push((format!("[steps.{}] command", id.escape_debug()), arg.clone()));
+            }
+        }
+        texts
     }
 
     /// The registered projects' directories, relative paths taken from `home`.

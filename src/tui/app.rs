@@ -623,7 +623,9 @@ impl App {
                     // A console wraps long lines: keep the paste's text,
                     // drop its line breaks; the parser checks the rest.
                     pane.field.clear();
-                    pane.field.extend(text.chars().filter(|c| *c != '\n' && *c != '\r').take(4096));
+                    // Control characters (escape sequences) are never kept:
+                    // the field is drawn on the terminal.
+                    pane.field.extend(text.chars().filter(|c| !c.is_control()).take(4096));
                     pane.focus = KeyControl::Field;
                 }
                 self.status = "Key pasted. Press Import (Tab, Enter) when ready.".into();
@@ -815,7 +817,7 @@ impl App {
                     Some(Dialog::Input { purpose, value })
                 }
                 Action::Paste(text) => {
-                    value.push_str(text.lines().next().unwrap_or_default());
+                    value.extend(text.lines().next().unwrap_or_default().chars().filter(|c| !c.is_control()));
                     Some(Dialog::Input { purpose, value })
                 }
                 Action::Activate => {
@@ -838,7 +840,8 @@ impl App {
                     Some(Dialog::Credential { name, user, secret, on_secret })
                 }
                 Action::Paste(text) => {
-                    let line = text.lines().next().unwrap_or_default().to_string();
+                    let line: String =
+                        text.lines().next().unwrap_or_default().chars().filter(|c| !c.is_control()).collect();
                     if on_secret {
                         secret.push_str(&Zeroizing::new(line))
                     } else {
