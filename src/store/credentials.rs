@@ -184,7 +184,8 @@ fn parse_entry(entry: &toml::Value) -> Result<Credential, String> {
     };
     let name = CredentialName::from_name(&string("name")?).ok_or("`name` is not git, bug-tracker or smtp")?;
     let secret = string("secret")?;
-    if !secret.starts_with(crate::token::PREFIX) {
+    // Only the token grammar: a secret in clear, or anything else, is refused.
+    if crate::token::ParsedToken::parse(&secret).is_err() {
         return Err("`secret` is not a token (a secret must never be stored in clear)".into());
     }
     let updated = string("updated")?.parse().map_err(|_| "`updated` is not a time".to_string())?;
