@@ -65,6 +65,14 @@ impl KeyKind {
         }
     }
 
+    /// The name with a capital, to start a sentence.
+    pub fn title(self) -> &'static str {
+        match self {
+            KeyKind::Encryption => "Encryption",
+            KeyKind::Communication => "Communication",
+        }
+    }
+
     /// The kind named `name` (as in [`KeyKind::name`]).
     pub fn from_name(name: &str) -> Option<KeyKind> {
         KeyKind::ALL.into_iter().find(|k| k.name() == name)

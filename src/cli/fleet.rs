@@ -10,7 +10,7 @@ use keyturn::rotation::run::Edge;
 use keyturn::store::Store;
 use keyturn::store::config::Role;
 use keyturn::store::config_edit;
-use keyturn::system::{SystemCommands, SystemProcesses};
+use keyturn::system::SystemCommands;
 
 use super::{NotFinished, Usage, input};
 
@@ -26,14 +26,7 @@ pub fn join(store: &mut Store, kind: KeyKind, reset: bool, json: bool, wait: Dur
         let text = input::key_text(kind, None)?;
         Some(Key::parse(kind, &text).wrap_err(format!("the {kind} key was not joined"))?)
     };
-    let edge = Edge {
-        processes: &SystemProcesses,
-        commands: &SystemCommands,
-        wait,
-        poll: Duration::from_millis(250),
-        command_timeout: Duration::from_secs(120),
-        machine_timeout: keyturn::fleet::JOIN_TIMEOUT,
-    };
+    let edge = Edge::system(wait, keyturn::fleet::JOIN_TIMEOUT);
     let report = fleet::join(store, kind, key, &edge).wrap_err(format!("the {kind} key was not joined"))?;
     let mut out = std::io::stdout().lock();
     if json {

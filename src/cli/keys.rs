@@ -66,7 +66,7 @@ pub fn status(store: &Store, json: bool) -> eyre::Result<()> {
     };
     writeln!(out, "keyturn {}, home {} ({scope})", env!("CARGO_PKG_VERSION"), home.dir.display())?;
     for s in &statuses {
-        let label = format!("{} key:", capitalised(s.kind.name()));
+        let label = format!("{} key:", s.kind.title());
         write!(out, "{label:<19}{:<20} {}", loaded(s), s.fingerprint)?;
         match s.created {
             Some(created) => writeln!(out, "  imported {} ({})", created.strftime("%Y-%m-%d %H:%M UTC"), age(created))?,
@@ -91,11 +91,6 @@ pub fn status(store: &Store, json: bool) -> eyre::Result<()> {
         None => writeln!(out, "{:<19}none open", "Rotation:")?,
     }
     Ok(())
-}
-
-fn capitalised(word: &str) -> String {
-    let mut chars = word.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 pub fn generate(kind: KeyKind) -> eyre::Result<()> {

@@ -9,42 +9,16 @@ use color_eyre::eyre::{self, WrapErr};
 use keyturn::keys::{Key, KeyKind};
 use keyturn::rotation::persist::{self, PersistError};
 use keyturn::rotation::run::{self as runner, Edge};
-use keyturn::rotation::{Change, Event, Rotation, Setup, Status, Step, StepState};
+use keyturn::rotation::{Change, Event, Rotation, Setup, Status, Step};
 use keyturn::store::Store;
-use keyturn::system::{SystemCommands, SystemProcesses};
 use serde_json::json;
 
 use super::{NotFinished, Usage, input};
 
-/// The real system edge, waiting `wait` for each restart and
-/// `machine_timeout` for each other machine.
-fn edge(wait: Duration, machine_timeout: Duration) -> Edge<'static> {
-    Edge {
-        processes: &SystemProcesses,
-        commands: &SystemCommands,
-        wait,
-        poll: Duration::from_millis(250),
-        command_timeout: Duration::from_secs(120),
-        machine_timeout,
-    }
-}
-
-/// The step's marker: `[x]` done, `[>]` current, `[ ]` pending, `[-]`
-/// skipped, `[!]` failed.
-pub fn marker(step: &Step, current: bool) -> &'static str {
-    match &step.state {
-        StepState::Done { .. } => "[x]",
-        StepState::Skipped { .. } => "[-]",
-        StepState::Failed { .. } => "[!]",
-        _ if current => "[>]",
-        _ => "[ ]",
-    }
-}
-
 fn print_steps(out: &mut impl Write, steps: &[Step], current: Option<&str>) -> std::io::Result<()> {
     for step in steps {
         let is_current = current == Some(step.id.as_str());
-        writeln!(out, "{} {:<22} {}", marker(step, is_current), step.id, step.title)?;
+        writeln!(out, "{} {:<22} {}", step.marker(is_current), step.id, step.title)?;
         if let Some(evidence) = step.state.evidence() {
             writeln!(out, "      {evidence}")?;
         }
@@ -62,7 +36,7 @@ fn describe(r: &Rotation) -> String {
         Status::Finished { at } => format!("finished {}", at.strftime("%Y-%m-%d %H:%M UTC")),
         Status::Aborted { at, reason } => format!("aborted {} ({reason})", at.strftime("%Y-%m-%d %H:%M UTC")),
     };
-    format!("{} key rotation, {setup}, {}: {status}", capital(r.kind.name()), variant_name(r))
+    format!("{} key rotation, {setup}, {}: {status}", r.kind.title(), variant_name(r))
 }
 
 fn variant_name(r: &Rotation) -> &'static str {
@@ -73,11 +47,6 @@ fn variant_name(r: &Rotation) -> &'static str {
         Variant::Import => "import",
         Variant::Reset => "reset to default",
     }
-}
-
-fn capital(word: &str) -> String {
-    let mut c = word.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 pub fn plan(store: &Store, kind: KeyKind, setup: Setup, reset: bool) -> eyre::Result<()> {
@@ -106,7 +75,7 @@ pub fn start(
             Some(Key::parse(kind, &text).wrap_err("the rotation was not started")?)
         }
     };
-    let rotation = runner::start(store, kind, setup, key, &edge(wait, keyturn::fleet::JOIN_TIMEOUT))
+    let rotation = runner::start(store, kind, setup, key, &Edge::system(wait, keyturn::fleet::JOIN_TIMEOUT))
         .wrap_err("the rotation was not started")?;
     eprintln!("{} started; the key is imported.", describe(&rotation));
     if setup == Setup::Multi {
@@ -214,7 +183,7 @@ pub fn run(store: &mut Store, file: Option<&Path>, wait: Duration, machine_timeo
         None
     };
     let show = std::io::stderr().is_terminal();
-    let rotation = runner::run(store, key, &edge(wait, machine_timeout), &mut |what| {
+    let rotation = runner::run(store, key, &Edge::system(wait, machine_timeout), &mut |what| {
         if show {
             eprintln!("... {what}");
         }

@@ -36,6 +36,21 @@ pub struct Edge<'a> {
     pub machine_timeout: Duration,
 }
 
+impl Edge<'static> {
+    /// The real system: its process table and commands; a restart waits
+    /// `wait`, another machine's join `machine_timeout`.
+    pub fn system(wait: Duration, machine_timeout: Duration) -> Edge<'static> {
+        Edge {
+            processes: &crate::system::SystemProcesses,
+            commands: &crate::system::SystemCommands,
+            wait,
+            poll: Duration::from_millis(250),
+            command_timeout: Duration::from_secs(120),
+            machine_timeout,
+        }
+    }
+}
+
 /// Why a rotation could not be started or run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -78,6 +78,20 @@ pub struct Step {
     pub state: StepState,
 }
 
+impl Step {
+    /// The step's text marker: `[x]` done, `[>]` current, `[ ]` pending,
+    /// `[-]` skipped, `[!]` failed. State is shown by text, not colour alone.
+    pub fn marker(&self, current: bool) -> &'static str {
+        match &self.state {
+            StepState::Done { .. } => "[x]",
+            StepState::Skipped { .. } => "[-]",
+            StepState::Failed { .. } => "[!]",
+            _ if current => "[>]",
+            _ => "[ ]",
+        }
+    }
+}
+
 /// Whether the rotation is still going.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "is")]

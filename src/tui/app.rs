@@ -17,8 +17,8 @@ use crate::rotation::{Action as StepAction, Change, Event, Rotation, Setup, Step
 use crate::store::credentials::CredentialName;
 use crate::store::home::Home;
 use crate::store::{KeyStatus, Store};
+use crate::system::SystemCommands;
 use crate::system::clipboard::{Clipboard, Copied};
-use crate::system::{SystemCommands, SystemProcesses};
 use ratatui::crossterm::event::{KeyEvent, KeyEventKind};
 
 /// How long a copied key stays on the clipboard.
@@ -275,16 +275,18 @@ fn push_machine(home: Home, name: &str) -> Result<Rotation, String> {
     persist::commit(&home.dir, None, Event::step(&format!("machine-{name}"), change)).map_err(|e| e.to_string())
 }
 
+/// The control after (or before) `current` among `enabled`, round the end.
+fn cycle<T: Copy + PartialEq>(enabled: &[T], current: T, forward: bool) -> T {
+    let n = enabled.len();
+    let Some(at) = enabled.iter().position(|c| *c == current) else {
+        return enabled.first().copied().unwrap_or(current);
+    };
+    enabled[if forward { (at + 1) % n } else { (at + n - 1) % n }]
+}
+
 /// The real system edge, waiting `wait` for each restart.
 fn edge(wait: Duration) -> Edge<'static> {
-    Edge {
-        processes: &SystemProcesses,
-        commands: &SystemCommands,
-        wait,
-        poll: Duration::from_millis(250),
-        command_timeout: Duration::from_secs(120),
-        machine_timeout: crate::fleet::JOIN_TIMEOUT,
-    }
+    Edge::system(wait, fleet::JOIN_TIMEOUT)
 }
 
 fn pane_index(kind: KeyKind) -> usize {
@@ -989,13 +991,7 @@ impl App {
             Action::FocusNext | Action::FocusPrev => {
                 let enabled: Vec<MachinesControl> =
                     MachinesControl::ORDER.into_iter().filter(|c| self.machines_enabled(*c)).collect();
-                if enabled.is_empty() {
-                    return;
-                }
-                let at = enabled.iter().position(|c| *c == self.machines_focus).unwrap_or(0);
-                let n = enabled.len();
-                self.machines_focus =
-                    enabled[if action == Action::FocusNext { (at + 1) % n } else { (at + n - 1) % n }];
+                self.machines_focus = cycle(&enabled, self.machines_focus, action == Action::FocusNext);
             }
             Action::Up if self.machine_selected > 0 => self.machine_selected -= 1,
             Action::Down if self.machine_selected + 1 < self.machines.len() => self.machine_selected += 1,
@@ -1038,13 +1034,7 @@ impl App {
             Action::FocusNext | Action::FocusPrev => {
                 let enabled: Vec<RotationControl> =
                     RotationControl::ORDER.into_iter().filter(|c| self.rotation_enabled(*c)).collect();
-                if enabled.is_empty() {
-                    return;
-                }
-                let at = enabled.iter().position(|c| *c == self.rotation_focus).unwrap_or(0);
-                let n = enabled.len();
-                self.rotation_focus =
-                    enabled[if action == Action::FocusNext { (at + 1) % n } else { (at + n - 1) % n }];
+                self.rotation_focus = cycle(&enabled, self.rotation_focus, action == Action::FocusNext);
             }
             Action::Up if self.selected > 0 => self.selected -= 1,
             Action::Down if self.selected + 1 < steps => self.selected += 1,

@@ -11,18 +11,6 @@ use crate::rotation::{Setup, Status, Step, StepKind, StepState, Variant};
 use crate::tui::app::{App, RotationControl};
 use crate::tui::theme::Theme;
 
-/// The step's marker: `[x]` done, `[>]` current, `[ ]` pending, `[-]`
-/// skipped, `[!]` failed.
-pub fn marker(step: &Step, current: bool) -> &'static str {
-    match &step.state {
-        StepState::Done { .. } => "[x]",
-        StepState::Skipped { .. } => "[-]",
-        StepState::Failed { .. } => "[!]",
-        _ if current => "[>]",
-        _ => "[ ]",
-    }
-}
-
 pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     let Some(rotation) = &app.rotation else {
         let text = vec![
@@ -70,7 +58,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     frame.render_widget(
         Paragraph::new(vec![
             Line::styled(
-                format!(" {} key rotation, {setup}, {variant}: {status}", capitalised(rotation.kind.name())),
+                format!(" {} key rotation, {setup}, {variant}: {status}", rotation.kind.title()),
                 theme.title(),
             ),
             Line::raw(format!(" {} {} {}{work}", rotation.old_fingerprint, theme.arrow(), rotation.new_fingerprint)),
@@ -87,7 +75,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
         .take(rows)
         .map(|(i, step)| {
             let is_current = current.as_deref() == Some(step.id.as_str());
-            let mark = marker(step, is_current);
+            let mark = step.marker(is_current);
             let style = match &step.state {
                 StepState::Done { .. } => theme.good(),
                 StepState::Failed { .. } | StepState::Waiting { .. } => theme.warn(),
@@ -167,9 +155,4 @@ fn what_to_press(step: &Step) -> &'static str {
         StepKind::SourceControl if step.confirmable => "Run checks git; press Confirm for projects without Git.",
         StepKind::SourceControl | StepKind::Automatic => "Press Run.",
     }
-}
-
-fn capitalised(word: &str) -> String {
-    let mut chars = word.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
