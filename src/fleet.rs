@@ -288,6 +288,31 @@ impl JoinReport {
     }
 }
 
+/// `out` with the key's text, its base64 body and any part of it long enough
+/// to matter replaced, before anything of it is kept or shown.
+fn redacted(mut out: Output, key: Option<&Key>) -> Output {
+    let Some(key) = key else { return out };
+    let text = key.to_text();
+    let body = text.rsplit(':').next().unwrap_or_default().to_string();
+    let hide = |s: &mut String| {
+        for secret in [text.as_str(), body.as_str()] {
+            *s = s.replace(secret, "[key withheld]");
+        }
+        // A cut line may hold a piece of the body: any run of 16 or more of
+        // its characters in a row is withheld too.
+        let chars: Vec<char> = body.chars().collect();
+        for window in chars.windows(16) {
+            let piece: String = window.iter().collect();
+            if s.contains(&piece) {
+                *s = s.replace(&piece, "[key withheld]");
+            }
+        }
+    };
+    hide(&mut out.stdout);
+    hide(&mut out.stderr);
+    out
+}
+
 /// Runs `keyturn rotation join` on `machine`, the key on its standard input.
 pub fn push(
     machine: &MachineEntry,
@@ -312,7 +337,9 @@ pub fn push(
     // Exit 3 (a person is needed there) still carries a report.
     match serde_json::from_str::<JoinReport>(&out.stdout) {
         Ok(report) if matches!(out.code, Some(0 | 3)) => Ok(report.printable()),
-        _ => Err(describe_failure(&out, timeout)),
+        // A command that repeats its input (a shell reading the key line as
+        // a command, `cat`) would put the key in the evidence: cut it out.
+        _ => Err(describe_failure(&redacted(out, key), timeout)),
     }
 }
 

@@ -52,7 +52,7 @@ pub enum StoreError {
     #[error("another keyturn is changing the store in {}: {holder}; try again when it has finished", home.display())]
     Busy { home: PathBuf, holder: String },
     #[error(
-        "a {kind} key rotation ({id}) is open here: finish it (keyturn rotation run) or abort it (keyturn rotation abort) before a plain import or reset"
+        "a rotation of the {kind} key ({id}) is open here: finish it (keyturn rotation run) or abort it (keyturn rotation abort) before a plain import or reset"
     )]
     RotationOpen { id: String, kind: KeyKind },
 }
