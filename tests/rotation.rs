@@ -780,7 +780,7 @@ fn encryption_rotations_first_custom_then_regenerated_with_execution_client_proj
     );
     let other = generate(root, "encryption", "other.key");
     let refusal = exits(&home, &["import", "encryption", "--file", path_str(&other.file)], b"", 1);
-    assert!(text(&refusal.stderr).contains("encryption key rotation"), "{}", text(&refusal.stderr));
+    assert!(text(&refusal.stderr).contains("rotation of the encryption key"), "{}", text(&refusal.stderr));
     assert!(text(&refusal.stderr).contains("is open here"), "{}", text(&refusal.stderr));
 
     exits(&home, &["rotation", "run", "--wait", WAIT_OK], b"", 3);
