@@ -13,6 +13,7 @@ use std::fs;
 use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
@@ -248,29 +249,60 @@ pub fn upgrade(
         return Ok(reports);
     }
     // Pass 2: rewrite what needs it, deciding again from the file's content.
+    // A few writers at once: each file's flush waits on the disk, and the
+    // waits overlap.
     let total: usize = plans.iter().map(Vec::len).sum();
-    let (mut done, mut tokens_seen) = (0, 0);
     let mut cleaned = std::collections::HashSet::new();
+    for dir in plans.iter().flatten().filter_map(|p| p.parent()) {
+        if cleaned.insert(dir.to_path_buf()) {
+            // Left by an upgrade that was killed mid-write.
+            atomic::remove_stale_temporaries(dir);
+        }
+    }
+    let (mut done, mut tokens_seen) = (0, 0);
     for (report, files) in reports.iter_mut().zip(plans) {
         report.upgraded = 0;
         report.files_rewritten = 0;
-        for path in files {
-            done += 1;
-            if let Some(dir) = path.parent()
-                && cleaned.insert(dir.to_path_buf())
-            {
-                // Left by an upgrade that was killed mid-write.
-                atomic::remove_stale_temporaries(dir);
+        let next = AtomicUsize::new(0);
+        let mut failure = None;
+        std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            for _ in 0..WRITERS.min(files.len()) {
+                let sender = sender.clone();
+                let (next, files) = (&next, &files);
+                scope.spawn(move || {
+                    while let Some(path) = files.get(next.fetch_add(1, Ordering::SeqCst)) {
+                        let result = upgrade_file(path, ring);
+                        let failed = result.is_err();
+                        if sender.send(result).is_err() || failed {
+                            break;
+                        }
+                    }
+                });
             }
-            let Some(bytes) = read_text(&path)? else { continue };
-            let (rewritten, upgraded) = rewrite(&bytes, ring);
-            if upgraded > 0 {
-                write_like(&path, &rewritten)?;
-                report.upgraded += upgraded;
-                report.files_rewritten += 1;
+            drop(sender);
+            // The writers report here, so progress is told on this thread.
+            for result in receiver {
+                match result {
+                    Ok(upgraded) => {
+                        done += 1;
+                        tokens_seen += upgraded;
+                        if upgraded > 0 {
+                            report.upgraded += upgraded;
+                            report.files_rewritten += 1;
+                        }
+                        progress(Progress { pass: 2, files_done: done, files_total: total, tokens: tokens_seen });
+                    }
+                    Err(e) => {
+                        // The others finish the file they are on, then stop.
+                        next.store(usize::MAX / 2, Ordering::SeqCst);
+                        failure.get_or_insert(e);
+                    }
+                }
             }
-            tokens_seen += upgraded;
-            progress(Progress { pass: 2, files_done: done, files_total: total, tokens: tokens_seen });
+        });
+        if let Some(e) = failure {
+            return Err(e);
         }
     }
     Ok(reports)
@@ -312,6 +344,19 @@ pub fn key_usage(roots: &[PathBuf]) -> Result<std::collections::BTreeMap<token::
         }
     }
     Ok(usage)
+}
+
+/// How many files pass 2 rewrites at once.
+const WRITERS: usize = 4;
+
+/// Rewrites one file if it holds tokens to upgrade; how many it upgraded.
+fn upgrade_file(path: &Path, ring: &Keyring) -> Result<usize, ProjectError> {
+    let Some(bytes) = read_text(path)? else { return Ok(0) };
+    let (rewritten, upgraded) = rewrite(&bytes, ring);
+    if upgraded > 0 {
+        write_like(path, &rewritten)?;
+    }
+    Ok(upgraded)
 }
 
 /// `bytes` with every upgradable token re-encrypted under the active key and

@@ -1378,8 +1378,9 @@ fn rerun_after_a_kill_mid_write_ignores_the_torn_temporary() {
         let (home, project) = (copy.join("home"), copy.join("project"));
         // Point 1: the first file's temporary copy is written, not renamed.
         run_crashing(&home, &["upgrade", path_str(&project)], b"", 1, scratch.path()).expect("crashed at point 1");
+        // Writers work in parallel: others may have left theirs too.
         let temps = temporaries(&project);
-        assert_eq!(temps.len(), 1, "{temps:?}");
+        assert!(!temps.is_empty(), "{temps:?}");
         if torn {
             // As if killed in the middle of writing it: cut inside the first token.
             let path = project.join(&temps[0]);
