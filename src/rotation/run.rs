@@ -541,9 +541,12 @@ fn credential(store: &Store, name: CredentialName) -> Change {
 fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
     let roots = store.config().project_dirs(&store.home().dir);
     let result = store.lock("rotation upgrade").map_err(|e| e.to_string()).and_then(|_lock| {
+        // Counts at every hundredth of the files, so a watcher sees it move.
         project::upgrade(&roots, &store.keyring(), false, &mut |p| {
-            if p.files_done == p.files_total {
-                progress(&format!("pass {}: {} files, {} tokens", p.pass, p.files_total, p.tokens));
+            let step = (p.files_total / 100).max(1);
+            if p.files_done % step == 0 || p.files_done == p.files_total {
+                let what = if p.pass == 1 { "checking" } else { "rewriting" };
+                progress(&format!("upgrade, {what}: {}/{} files, {} tokens", p.files_done, p.files_total, p.tokens));
             }
         })
         .map_err(|e| e.to_string())

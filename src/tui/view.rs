@@ -48,7 +48,12 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>) {
         }
     }
     let status = Rect { x: status.x + 1, width: status.width.saturating_sub(2), ..status };
-    frame.render_widget(Paragraph::new(app.status.as_str()).wrap(Wrap { trim: true }), status);
+    // Work under way speaks on the status line, with its counts.
+    let text = match &app.work {
+        Some(work) => format!("... {}: {}", work.label, work.progress),
+        None => app.status.clone(),
+    };
+    frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), status);
     let hint = keymap::hints(app.hint());
     frame.render_widget(Paragraph::new(format!(" {hint}")).style(theme.disabled()), hints);
     if let Some(dialog) = &app.dialog {

@@ -114,7 +114,6 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
         None => vec![Line::raw(" Not refreshed yet.")],
     };
     frame.render_widget(Paragraph::new(convergence_lines), convergence);
-    let work = app.work.as_ref().map(|w| format!("   ... {} {}", w.label, w.progress)).unwrap_or_default();
     let control =
         |c: MachinesControl, label: &str| button(label, app.machines_focus == c, app.machines_enabled(c), theme);
     frame.render_widget(
@@ -125,7 +124,6 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
             control(MachinesControl::PushOne, "Push to selected"),
             Span::raw(" "),
             control(MachinesControl::PushAll, "Push to all / retry"),
-            Span::raw(work),
         ]),
         buttons,
     );

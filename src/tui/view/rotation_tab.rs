@@ -47,21 +47,14 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
         Status::Finished { .. } => "finished".to_string(),
         Status::Aborted { reason, .. } => format!("aborted ({reason})"),
     };
-    let work: String = app
-        .work
-        .as_ref()
-        .map(|w| format!("  ... {} {}", w.label, w.progress))
-        .unwrap_or_default()
-        .chars()
-        .take(usize::from(area.width).saturating_sub(45))
-        .collect();
+
     frame.render_widget(
         Paragraph::new(vec![
             Line::styled(
                 format!(" {} key rotation, {setup}, {variant}: {status}", rotation.kind.title()),
                 theme.title(),
             ),
-            Line::raw(format!(" {} {} {}{work}", rotation.old_fingerprint, theme.arrow(), rotation.new_fingerprint)),
+            Line::raw(format!(" {} {} {}", rotation.old_fingerprint, theme.arrow(), rotation.new_fingerprint)),
         ]),
         heading,
     );
