@@ -466,7 +466,7 @@ fn generate_paste_import_rotate_and_quit_give_the_terminal_back() {
     let screen = t.wait_status("Key pasted.");
     let tail = &key[key.len() - 40..];
     assert!(screen.contains(tail), "the field shows the pasted key without the line break ({tail}):\n{screen}");
-    assert!(screen.contains("type or paste"), "the field has the keyboard:\n{screen}");
+    assert!(screen.contains("Esc leaves the field"), "the field has the keyboard:\n{screen}");
 
     // Import: the confirmation says what happens, with the pasted key's fingerprint.
     t.keys(&["Tab"]);

@@ -86,7 +86,7 @@ pub enum Hint {
 pub fn hints(hint: Hint) -> &'static str {
     match hint {
         Hint::Tabs => "Tab/S-Tab move  Enter press  <-/-> or 1-4 tabs  ? keys  q quit",
-        Hint::Field => "Tab/S-Tab move  Enter import  type or paste a key  Esc back  Ctrl-C quit",
+        Hint::Field => "Tab/S-Tab move  Enter press  Esc leaves the field  Ctrl-C quit",
         Hint::Choice => "Space or arrows choose  Enter OK  Esc cancel  Ctrl-C quit",
         Hint::Text => "type  Enter OK  Esc cancel  Ctrl-C quit",
         Hint::Form => "type  Tab other field  Enter next / store  Esc cancel",
