@@ -50,7 +50,10 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>) {
     let status = Rect { x: status.x + 1, width: status.width.saturating_sub(2), ..status };
     // Work under way speaks on the status line, with its counts.
     let text = match &app.work {
-        Some(work) => format!("... {}: {}", work.label, work.progress),
+        Some(work) => match counts(&work.progress) {
+            Some((done, total)) => format!("{} {}: {}", bar(done, total), work.label, work.progress),
+            None => format!("... {}: {}", work.label, work.progress),
+        },
         None => app.status.clone(),
     };
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), status);
@@ -74,6 +77,22 @@ fn render_tabs(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     }
     spans.push(Span::raw("   ? keys"));
     frame.render_widget(Line::from(spans), area);
+}
+
+/// The first `done/total` in a progress message.
+fn counts(progress: &str) -> Option<(usize, usize)> {
+    progress.split_whitespace().find_map(|word| {
+        let (done, total) = word.trim_end_matches([',', ':']).split_once('/')?;
+        Some((done.parse().ok()?, total.parse().ok().filter(|t| *t > 0)?))
+    })
+}
+
+/// A gauge in plain characters (it reads the same in ASCII mode):
+/// `[######      ]`.
+fn bar(done: usize, total: usize) -> String {
+    const WIDTH: usize = 20;
+    let filled = (done.min(total) * WIDTH) / total.max(1);
+    format!("[{}{}]", "#".repeat(filled), " ".repeat(WIDTH - filled))
 }
 
 /// A button as text: `[ Label ]`, focused `[>Label<]`, unavailable
@@ -207,4 +226,18 @@ fn help_lines() -> Vec<Line<'static>> {
     .into_iter()
     .map(Line::raw)
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_draw_a_gauge() {
+        assert_eq!(counts("upgrade, checking: 120/1000 files, 4000 tokens"), Some((120, 1000)));
+        assert_eq!(counts("3/7: exec-01"), Some((3, 7)));
+        assert_eq!(counts("pushing the key to 3 machines"), None);
+        assert_eq!(bar(5, 10), format!("[{}{}]", "#".repeat(10), " ".repeat(10)));
+        assert_eq!(bar(0, 0), format!("[{}]", " ".repeat(20)));
+    }
 }
