@@ -10,6 +10,8 @@
 
 #![cfg(unix)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -21,6 +23,8 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+use common::{CLEARED_ENV, keyturn, set_mode, write_mode};
+
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
@@ -31,28 +35,6 @@ const DEFAULT_WARNING: &str =
     "data under the default key is readable by anyone who has keyturn; generate and import a custom key";
 const RESTART: &str =
     "Components read the key when they start: restart them. Every other machine must import the same key.\n";
-
-/// Variables that would change what keyturn does or prints (the debug-only
-/// test hooks) or make every error slow (a backtrace captured per error).
-const CLEARED_ENV: [&str; 7] = [
-    "KEYTURN_HOME",
-    "KEYTURN_TEST_PANIC",
-    "KEYTURN_CRASH_AT",
-    "KEYTURN_TEST_HOLD_LOCK_MS",
-    "KEYTURN_LOCK_WAIT_MS",
-    "RUST_BACKTRACE",
-    "RUST_LIB_BACKTRACE",
-];
-
-/// keyturn on `home`, with nothing inherited that could change what it does.
-fn keyturn(home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("keyturn").expect("the keyturn binary is built for integration tests");
-    for var in CLEARED_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.arg("--home").arg(home);
-    cmd
-}
 
 /// What one run printed and how it ended.
 #[derive(Debug)]
@@ -148,15 +130,6 @@ fn key_bytes(text: &str) -> Vec<u8> {
 
 fn mode(path: &Path) -> u32 {
     fs::symlink_metadata(path).expect("file exists").permissions().mode() & 0o777
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-fn write_mode(path: &Path, bytes: impl AsRef<[u8]>, mode: u32) {
-    fs::write(path, bytes).expect("write file");
-    set_mode(path, mode);
 }
 
 /// One entry of a directory tree, as compared before and after a run.

@@ -4,6 +4,8 @@
 //! still loads with either the old or the new key, no file is torn, and the
 //! same command run again finishes the change with nothing lost.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,8 @@ use assert_cmd::Command;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use sha2::{Digest, Sha256};
+
+use common::{copy_dir, text};
 
 const DEFAULT_COM_FINGERPRINT: &str = "565A-7B86-D266-00B6";
 /// No command has anywhere near this many crash points.
@@ -32,10 +36,6 @@ fn keyturn(home: &Path) -> Command {
 
 fn run(home: &Path, args: &[&str], stdin: &str) -> Output {
     keyturn(home).args(args).write_stdin(stdin.to_string()).output().expect("keyturn runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -93,21 +93,6 @@ fn retired(status: &serde_json::Value, kind: &str) -> Vec<String> {
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     fs::metadata(path).expect("metadata").permissions().mode() & 0o777
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir(to).expect("mkdir copy");
-    fs::set_permissions(to, fs::metadata(from).expect("metadata").permissions()).expect("chmod copy");
-    for entry in fs::read_dir(from).expect("ls") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            // fs::copy keeps the permission bits.
-            fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
 }
 
 /// Temporary files left by a crash, anywhere in the home.

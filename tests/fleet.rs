@@ -33,6 +33,8 @@
 
 #![cfg(unix)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
@@ -50,6 +52,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use serde_json::Value;
 
+use common::{CLEARED_ENV, assert_step, contains, keyturn_bin, path_str, state, text, tokens_in, toml_str};
+
 // ---------------------------------------------------------------------------
 // Running keyturn
 // ---------------------------------------------------------------------------
@@ -59,41 +63,18 @@ const DEFAULT_ENC_FP: &str = "BF85-76AA-883D-FC91";
 /// Any keyturn command here ends well within this; a hung one fails the test.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(150);
 
-/// Variables that would change what keyturn does (the debug-only hooks) or
-/// make every error slow (a backtrace captured per error).
-const CLEARED_ENV: [&str; 7] = [
-    "KEYTURN_HOME",
-    "KEYTURN_TEST_PANIC",
-    "KEYTURN_CRASH_AT",
-    "KEYTURN_TEST_HOLD_LOCK_MS",
-    "KEYTURN_LOCK_WAIT_MS",
-    "RUST_BACKTRACE",
-    "RUST_LIB_BACKTRACE",
-];
-
-fn keyturn_bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("keyturn")
-}
-
 fn keyturn_str() -> String {
     keyturn_bin().to_str().expect("the binary's path is UTF-8").to_string()
 }
 
 fn keyturn(home: &Path) -> Command {
-    let mut cmd = Command::new(keyturn_bin());
-    for var in CLEARED_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.arg("--home").arg(home).timeout(COMMAND_TIMEOUT);
+    let mut cmd = common::keyturn(home);
+    cmd.timeout(COMMAND_TIMEOUT);
     cmd
 }
 
 fn run(home: &Path, args: &[&str], stdin: &[u8]) -> Output {
     keyturn(home).args(args).write_stdin(stdin.to_vec()).output().expect("keyturn runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Runs keyturn and insists on exit `code`; returns the output.
@@ -114,15 +95,6 @@ fn exits(home: &Path, args: &[&str], stdin: &[u8], code: i32) -> Output {
 #[track_caller]
 fn ok(home: &Path, args: &[&str]) -> Output {
     exits(home, args, b"", 0)
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-/// `s` as a TOML string.
-fn toml_str(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
 }
 
 /// `argv` as a TOML array of strings.
@@ -158,31 +130,6 @@ fn fingerprint(home: &Path, kind: &str) -> String {
 /// `rotation status --json`.
 fn rotation(home: &Path) -> Value {
     serde_json::from_slice(&ok(home, &["rotation", "status", "--json"]).stdout).expect("rotation status --json is JSON")
-}
-
-fn step<'v>(rotation: &'v Value, id: &str) -> &'v Value {
-    rotation["steps"]
-        .as_array()
-        .expect("steps is a list")
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id} in {rotation:#}"))
-}
-
-/// A step's state and evidence.
-fn state(rotation: &Value, id: &str) -> (String, String) {
-    let s = step(rotation, id);
-    (s["state"].as_str().expect("state").to_string(), s["evidence"].as_str().unwrap_or_default().to_string())
-}
-
-/// Asserts a step's state, and that its evidence contains each of `phrases`.
-#[track_caller]
-fn assert_step(rotation: &Value, id: &str, want: &str, phrases: &[&str]) {
-    let (got, evidence) = state(rotation, id);
-    assert_eq!(got, want, "step {id}: {evidence}");
-    for phrase in phrases {
-        assert!(evidence.contains(phrase), "step {id} ({got}): evidence {evidence:?} lacks {phrase:?}");
-    }
 }
 
 /// `rotation run --wait 2`, insisting that it stops (exit 3) at step `at`.
@@ -276,22 +223,9 @@ fn decrypt(home: &Path, token: &str) -> String {
     text(&exits(home, &["decrypt"], format!("{token}\n").as_bytes(), 0).stdout)
 }
 
-/// Every token in `content`.
-fn tokens_in(content: &str) -> Vec<String> {
-    content
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':'))
-        .filter(|w| w.starts_with("ktsec:"))
-        .map(String::from)
-        .collect()
-}
-
 // ---------------------------------------------------------------------------
 // Processes: the leak sampler and the reaper
 // ---------------------------------------------------------------------------
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
 
 /// The forms a key could leak in: its text, the base64 body of the text, the
 /// raw key's hex (both cases) and base64.

@@ -4,6 +4,8 @@
 //! key in any form it could plausibly be written in (DESIGN.md §1, §7: "The
 //! key never appears in logs, panic messages, debug output, the audit log").
 
+mod common;
+
 #[cfg(target_os = "linux")]
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -22,6 +24,10 @@ use std::time::{Duration, Instant};
 use assert_cmd::Command;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+
+use common::{contains, text};
+#[cfg(target_os = "linux")]
+use common::{path_str, tokens_in, toml_argv, toml_str};
 
 const DEFAULT_ENC_FINGERPRINT: &str = "BF85-76AA-883D-FC91";
 
@@ -42,14 +48,6 @@ fn run(home: &Path, args: &[&str], stdin: &[u8]) -> Output {
 
 fn code(out: &Output) -> Option<i32> {
     out.status.code()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The forms one key can leak in, each with a name for the report.
@@ -716,33 +714,6 @@ impl Drop for StandIn {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
     }
-}
-
-/// `s` as a TOML string.
-#[cfg(target_os = "linux")]
-fn toml_str(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
-}
-
-/// `argv` as a TOML array of strings.
-#[cfg(target_os = "linux")]
-fn toml_argv(argv: &[&str]) -> String {
-    format!("[{}]", argv.iter().map(|a| toml_str(a)).collect::<Vec<_>>().join(", "))
-}
-
-#[cfg(target_os = "linux")]
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-/// The tokens in `content`.
-#[cfg(target_os = "linux")]
-fn tokens_in(content: &str) -> Vec<String> {
-    content
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':'))
-        .filter(|w| w.starts_with("ktsec:"))
-        .map(String::from)
-        .collect()
 }
 
 /// Empty component tables: their restart steps are skipped as not

@@ -2,6 +2,8 @@
 //! told who holds the lock (exit 4); a lock left by a killed process is free;
 //! a writer killed while holding it changes nothing.
 
+mod common;
+
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -9,6 +11,8 @@ use std::process::{Child, Command as StdCommand, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+
+use common::text;
 
 const DEFAULT_ENC_FINGERPRINT: &str = "BF85-76AA-883D-FC91";
 
@@ -26,10 +30,6 @@ fn keyturn(home: &Path) -> Command {
         .arg("--home")
         .arg(home);
     cmd
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A new key's text form and fingerprint, from `generate`.

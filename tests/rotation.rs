@@ -27,12 +27,15 @@
 
 #![cfg(unix)]
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
 use serde_json::Value;
+
+use common::{assert_step, copy_dir, keyturn, keyturn_bin, path_str, run, step, text, tokens_in, toml_argv, toml_str};
 
 // ---------------------------------------------------------------------------
 // Running keyturn
@@ -47,39 +50,6 @@ const MAX_POINTS: u32 = 64;
 const WAIT_OK: &str = "20";
 /// How long a restart step waits where it is expected to end waiting.
 const WAIT_SHORT: &str = "2";
-
-/// Variables that would change what keyturn does (the debug-only hooks) or
-/// make every error slow (a backtrace captured per error).
-const CLEARED_ENV: [&str; 7] = [
-    "KEYTURN_HOME",
-    "KEYTURN_TEST_PANIC",
-    "KEYTURN_CRASH_AT",
-    "KEYTURN_TEST_HOLD_LOCK_MS",
-    "KEYTURN_LOCK_WAIT_MS",
-    "RUST_BACKTRACE",
-    "RUST_LIB_BACKTRACE",
-];
-
-fn keyturn_bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("keyturn")
-}
-
-fn keyturn(home: &Path) -> Command {
-    let mut cmd = Command::new(keyturn_bin());
-    for var in CLEARED_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.arg("--home").arg(home);
-    cmd
-}
-
-fn run(home: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    keyturn(home).args(args).write_stdin(stdin.to_vec()).output().expect("keyturn runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Runs keyturn and insists on exit `code`; returns the output.
 fn exits(home: &Path, args: &[&str], stdin: &[u8], code: i32) -> Output {
@@ -96,20 +66,6 @@ fn exits(home: &Path, args: &[&str], stdin: &[u8], code: i32) -> Output {
 
 fn ok(home: &Path, args: &[&str]) -> Output {
     exits(home, args, b"", 0)
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-/// `s` as a TOML string.
-fn toml_str(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
-}
-
-/// `argv` as a TOML array of strings.
-fn toml_argv(argv: &[&str]) -> String {
-    format!("[{}]", argv.iter().map(|a| toml_str(a)).collect::<Vec<_>>().join(", "))
 }
 
 // ---------------------------------------------------------------------------
@@ -153,33 +109,8 @@ fn rotation(home: &Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("rotation status --json is JSON")
 }
 
-fn step<'v>(rotation: &'v Value, id: &str) -> &'v Value {
-    rotation["steps"]
-        .as_array()
-        .expect("steps is a list")
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id} in {rotation:#}"))
-}
-
-/// A step's state and evidence.
-fn state(rotation: &Value, id: &str) -> (String, String) {
-    let s = step(rotation, id);
-    (s["state"].as_str().expect("state").to_string(), s["evidence"].as_str().unwrap_or_default().to_string())
-}
-
 fn step_ids(rotation: &Value) -> Vec<String> {
     rotation["steps"].as_array().expect("steps").iter().map(|s| s["id"].as_str().expect("id").to_string()).collect()
-}
-
-/// Asserts a step's state, and that its evidence contains each of `phrases`.
-#[track_caller]
-fn assert_step(rotation: &Value, id: &str, want: &str, phrases: &[&str]) {
-    let (got, evidence) = state(rotation, id);
-    assert_eq!(got, want, "step {id}: {evidence}");
-    for phrase in phrases {
-        assert!(evidence.contains(phrase), "step {id} ({got}): evidence {evidence:?} lacks {phrase:?}");
-    }
 }
 
 /// The pids in "(pid 12 -> 34)", "(pid 12)", "(pid 12, 13)" replaced by N,
@@ -697,15 +628,6 @@ fn decrypt(home: &Path, token: &str) -> String {
     text(&exits(home, &["decrypt"], format!("{token}\n").as_bytes(), 0).stdout)
 }
 
-/// Every token in `content`.
-fn tokens_in(content: &str) -> Vec<String> {
-    content
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == ':'))
-        .filter(|w| w.starts_with("ktsec:"))
-        .map(String::from)
-        .collect()
-}
-
 #[test]
 fn encryption_rotations_first_custom_then_regenerated_with_execution_client_project_and_git_credential() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -984,20 +906,6 @@ fn a_component_never_restarted_waits_as_the_old_process() {
 // ---------------------------------------------------------------------------
 // 3. A kill at every crash point of a whole rotation
 // ---------------------------------------------------------------------------
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir(to).expect("mkdir copy");
-    fs::set_permissions(to, fs::metadata(from).expect("metadata").permissions()).expect("chmod copy");
-    for entry in fs::read_dir(from).expect("ls") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
-}
 
 /// Temporary files a crash left in `dir`.
 fn temp_files(dir: &Path) -> usize {

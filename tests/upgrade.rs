@@ -18,14 +18,17 @@
 
 #![cfg(unix)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
 use serde_json::{Value, json};
+
+use common::{keyturn, path_str, run, set_mode, text};
 
 // ---------------------------------------------------------------------------
 // Running keyturn
@@ -33,35 +36,6 @@ use serde_json::{Value, json};
 
 /// No command has anywhere near this many crash points.
 const MAX_POINTS: u32 = 64;
-
-/// Variables that would change what keyturn does (the debug-only hooks) or
-/// make every error slow (a backtrace captured per error).
-const CLEARED_ENV: [&str; 7] = [
-    "KEYTURN_HOME",
-    "KEYTURN_TEST_PANIC",
-    "KEYTURN_CRASH_AT",
-    "KEYTURN_TEST_HOLD_LOCK_MS",
-    "KEYTURN_LOCK_WAIT_MS",
-    "RUST_BACKTRACE",
-    "RUST_LIB_BACKTRACE",
-];
-
-fn keyturn(home: &Path) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("keyturn"));
-    for var in CLEARED_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.arg("--home").arg(home);
-    cmd
-}
-
-fn run(home: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    keyturn(home).args(args).write_stdin(stdin.to_vec()).output().expect("keyturn runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Runs keyturn and insists on exit 0.
 fn ok(home: &Path, args: &[&str], stdin: &[u8]) -> Output {
@@ -96,10 +70,6 @@ fn run_crashing(home: &Path, args: &[&str], stdin: &[u8], n: u32, cwd: &Path) ->
     );
     assert!(stderr.contains(&format!("crash injected at point {n} ")), "{args:?}: the crash point said so: {stderr}");
     Some(out)
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
 }
 
 // ---------------------------------------------------------------------------
@@ -239,10 +209,6 @@ fn upgrade(home: &Path, args: &[&str]) -> (Option<i32>, Value, String) {
 
 fn mode(path: &Path) -> u32 {
     fs::symlink_metadata(path).expect("metadata").permissions().mode() & 0o7777
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
 // ---------------------------------------------------------------------------
