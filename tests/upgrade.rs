@@ -1348,11 +1348,16 @@ fn rerun_after_a_kill_mid_write_ignores_the_torn_temporary() {
         let temps = temporaries(&project);
         assert!(!temps.is_empty(), "{temps:?}");
         if torn {
-            // As if killed in the middle of writing it: cut inside the first token.
-            let path = project.join(&temps[0]);
-            let bytes = fs::read(&path).expect("read");
-            let cut = bytes.windows(6).position(|w| w == b"ktsec:").expect("a token") + 30;
-            fs::write(&path, &bytes[..cut]).expect("truncate");
+            // As if killed in the middle of writing it: cut inside the first
+            // token of a temporary that has one (a parallel writer may have
+            // left its temporary still empty, which is torn already).
+            for path in temps.iter().map(|t| project.join(t)) {
+                let bytes = fs::read(&path).expect("read");
+                if let Some(at) = bytes.windows(6).position(|w| w == b"ktsec:") {
+                    fs::write(&path, &bytes[..at + 30]).expect("truncate");
+                    break;
+                }
+            }
         }
         let (code, report, stderr) = upgrade(&home, &[path_str(&project)]);
         assert_eq!(code, Some(0), "torn={torn}: the rerun finishes the job: {stderr}\n{report:#}");
