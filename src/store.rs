@@ -133,9 +133,7 @@ impl Store {
     /// Takes the store's lock for a change made outside the store (a
     /// project upgrade); `doing` is shown to anyone who waits.
     pub fn lock(&self, doing: &str) -> Result<Lock, StoreError> {
-        let dir = &self.home.dir;
-        atomic::create_private_dir(dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
-        Lock::acquire(dir, doing, lock::default_wait())
+        Lock::for_change(&self.home.dir, doing)
     }
 
     /// The configuration.
@@ -176,22 +174,20 @@ impl Store {
     /// changes nothing (but repairs published files).
     /// Refused while a rotation is open: the rotation imports its own key.
     pub fn import(&mut self, key: Key) -> Result<Change, StoreError> {
-        let kind = key.kind();
-        let dir = self.home.dir.clone();
-        atomic::create_private_dir(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
-        let _lock = Lock::acquire(&dir, &format!("import {kind}"), lock::default_wait())?;
-        refuse_if_rotation_open(&dir)?;
-        self.change_locked(kind, "import", Some(key))
+        self.plain_change(key.kind(), "import", Some(key))
     }
 
     /// Puts the communication key back to the built-in default. Refused
     /// while a rotation is open.
     pub fn reset_communication(&mut self) -> Result<Change, StoreError> {
-        let dir = self.home.dir.clone();
-        atomic::create_private_dir(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
-        let _lock = Lock::acquire(&dir, "reset communication", lock::default_wait())?;
-        refuse_if_rotation_open(&dir)?;
-        self.change_locked(KeyKind::Communication, "reset", None)
+        self.plain_change(KeyKind::Communication, "reset", None)
+    }
+
+    /// An import or reset outside a rotation: refused while one is open.
+    fn plain_change(&mut self, kind: KeyKind, event: &str, key: Option<Key>) -> Result<Change, StoreError> {
+        let _lock = self.lock(&format!("{event} {kind}"))?;
+        refuse_if_rotation_open(&self.home.dir)?;
+        self.change_locked(kind, event, key)
     }
 
     /// A rotation's import step: `key` (or, with `None`, the default key of
@@ -226,8 +222,7 @@ impl Store {
             .append(&dir)?;
             let mut keys = self.keys.clone();
             keys.activate(kind, (!new.is_default()).then(|| new.clone()), now());
-            atomic::write(&dir.join(KEYS_FILE), keys.to_toml().as_bytes(), atomic::Access::OwnerOnly)
-                .map_err(|source| StoreError::Io { path: dir.join(KEYS_FILE), source })?;
+            self.write_keys(&keys)?;
             self.keys = keys;
             fault::point("keys file written");
         }
@@ -273,6 +268,12 @@ impl Store {
         Ok((count, inaccessible))
     }
 
+    fn write_keys(&self, keys: &KeysFile) -> Result<(), StoreError> {
+        let path = self.home.dir.join(KEYS_FILE);
+        atomic::write(&path, keys.to_toml().as_bytes(), atomic::Access::OwnerOnly)
+            .map_err(|source| StoreError::Io { path, source })
+    }
+
     fn write_credentials(&self, credentials: &CredentialsFile) -> Result<(), StoreError> {
         let path = self.home.dir.join(CREDENTIALS_FILE);
         atomic::write(&path, credentials.to_toml().as_bytes(), atomic::Access::OwnerOnly)
@@ -287,8 +288,7 @@ impl Store {
     /// Stores a credential, its secret sealed under the active encryption key.
     pub fn set_credential(&mut self, name: CredentialName, user: &str, secret: &[u8]) -> Result<(), StoreError> {
         let dir = self.home.dir.clone();
-        atomic::create_private_dir(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
-        let _lock = Lock::acquire(&dir, &format!("credentials set {name}"), lock::default_wait())?;
+        let _lock = self.lock(&format!("credentials set {name}"))?;
         *self = Store::open(self.home.clone())?;
         let mut credentials = self.credentials.clone();
         let ring = self.keyring();
@@ -307,7 +307,7 @@ impl Store {
     /// Returns the ones removed.
     pub fn purge(&mut self, fingerprints: &[Fingerprint]) -> Result<Vec<Fingerprint>, StoreError> {
         let dir = self.home.dir.clone();
-        let _lock = Lock::acquire(&dir, "keys purge", lock::default_wait())?;
+        let _lock = self.lock("keys purge")?;
         *self = Store::open(self.home.clone())?;
         let mut keys = self.keys.clone();
         let mut removed = Vec::new();
@@ -321,8 +321,7 @@ impl Store {
         if removed.is_empty() {
             return Ok(removed);
         }
-        atomic::write(&dir.join(KEYS_FILE), keys.to_toml().as_bytes(), atomic::Access::OwnerOnly)
-            .map_err(|source| StoreError::Io { path: dir.join(KEYS_FILE), source })?;
+        self.write_keys(&keys)?;
         self.keys = keys;
         let list: Vec<String> = removed.iter().map(ToString::to_string).collect();
         AuditLine {

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use super::state::{Event, Rotation, TransitionError, apply};
 use crate::store::audit::{self, AuditLine};
 use crate::store::file::{self, Guard, text};
-use crate::store::lock::{self, Lock};
+use crate::store::lock::Lock;
 use crate::store::{StoreError, atomic};
 
 /// The open (or last) rotation's file in the home.
@@ -108,8 +108,7 @@ pub fn sync_audit(home: &Path, rotation: &Rotation) -> Result<(), StoreError> {
 /// open; a closed one is archived first. Returns the lock, held, so that the
 /// caller's first step (the import) follows without a gap.
 pub fn begin(home: &Path, rotation: &mut Rotation) -> Result<Lock, PersistError> {
-    atomic::create_private_dir(home).map_err(|source| StoreError::Io { path: home.to_path_buf(), source })?;
-    let lock = Lock::acquire(home, "rotation start", lock::default_wait())?;
+    let lock = Lock::for_change(home, "rotation start")?;
     let previous = load(home)?;
     let mut expected = 0;
     if let Some(previous) = previous {
@@ -138,7 +137,7 @@ fn archive(home: &Path, rotation: &Rotation) -> Result<(), StoreError> {
 /// Applies `event` to the open rotation, which must still be at revision
 /// `expected` (when given), and persists it. Takes the lock for just this.
 pub fn commit(home: &Path, expected: Option<u64>, event: Event) -> Result<Rotation, PersistError> {
-    let _lock = Lock::acquire(home, "rotation", lock::default_wait())?;
+    let _lock = Lock::for_change(home, "rotation")?;
     commit_locked(home, expected, event)
 }
 

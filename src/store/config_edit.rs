@@ -9,13 +9,12 @@ use super::StoreError;
 use super::atomic;
 use super::config::{CONFIG_FILE, Config, Role};
 use super::file::{self, Guard, text};
-use super::lock::{self, Lock};
+use super::lock::Lock;
 
 /// Applies `change` to the document; it returns whether it changed anything.
 /// The result must still be a valid configuration before it is written.
 fn edit(home: &Path, doing: &str, change: impl FnOnce(&mut DocumentMut) -> bool) -> Result<bool, StoreError> {
-    atomic::create_private_dir(home).map_err(|source| StoreError::Io { path: home.to_path_buf(), source })?;
-    let _lock = Lock::acquire(home, doing, lock::default_wait())?;
+    let _lock = Lock::for_change(home, doing)?;
     let path = home.join(CONFIG_FILE);
     let bytes = file::read(&path, Guard::Trusted)?.unwrap_or_default();
     let original = text(&path, &bytes)?;

@@ -31,6 +31,14 @@ impl Drop for Lock {
 }
 
 impl Lock {
+    /// Creates the home if it is new (owner-only), then takes its lock,
+    /// waiting the default time: what every change of the store begins with.
+    pub fn for_change(home: &Path, doing: &str) -> Result<Lock, StoreError> {
+        super::atomic::create_private_dir(home)
+            .map_err(|source| StoreError::Io { path: home.to_path_buf(), source })?;
+        Lock::acquire(home, doing, default_wait())
+    }
+
     /// Takes the lock of the store in `home`, waiting up to `wait`.
     /// `doing` says what this process is doing, for the next one that waits.
     pub fn acquire(home: &Path, doing: &str, wait: Duration) -> Result<Lock, StoreError> {
