@@ -27,26 +27,12 @@ fn print_steps(out: &mut impl Write, steps: &[Step], current: Option<&str>) -> s
 }
 
 fn describe(r: &Rotation) -> String {
-    let setup = match r.setup {
-        Setup::Single => "single machine",
-        Setup::Multi => "multiple machines",
-    };
     let status = match &r.status {
         Status::Open => "open".to_string(),
         Status::Finished { at } => format!("finished {}", at.strftime("%Y-%m-%d %H:%M UTC")),
         Status::Aborted { at, reason } => format!("aborted {} ({reason})", at.strftime("%Y-%m-%d %H:%M UTC")),
     };
-    format!("{} key rotation, {setup}, {}: {status}", r.kind.title(), variant_name(r))
-}
-
-fn variant_name(r: &Rotation) -> &'static str {
-    use keyturn::rotation::Variant;
-    match r.variant {
-        Variant::FirstCustom => "first custom key",
-        Variant::Regenerated => "re-generated custom key",
-        Variant::Import => "import",
-        Variant::Reset => "reset to default",
-    }
+    format!("{} key rotation, {}, {}: {status}", r.kind.title(), r.setup.label(), r.variant.label())
 }
 
 pub fn plan(store: &Store, kind: KeyKind, setup: Setup, reset: bool) -> eyre::Result<()> {

@@ -42,6 +42,28 @@ pub enum Variant {
     Reset,
 }
 
+impl Setup {
+    /// In words, for a heading.
+    pub fn label(self) -> &'static str {
+        match self {
+            Setup::Single => "single machine",
+            Setup::Multi => "multiple machines",
+        }
+    }
+}
+
+impl Variant {
+    /// In words, for a heading.
+    pub fn label(self) -> &'static str {
+        match self {
+            Variant::FirstCustom => "first custom key",
+            Variant::Regenerated => "re-generated key",
+            Variant::Import => "import",
+            Variant::Reset => "reset to default",
+        }
+    }
+}
+
 /// How a step is checked off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

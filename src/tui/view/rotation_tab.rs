@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{block, button};
-use crate::rotation::{Setup, Status, Step, StepKind, StepState, Variant};
+use crate::rotation::{Status, Step, StepKind, StepState};
 use crate::tui::app::{App, RotationControl};
 use crate::tui::theme::Theme;
 
@@ -32,16 +32,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
         Constraint::Length(1),
     ])
     .areas(area);
-    let setup = match rotation.setup {
-        Setup::Single => "single machine",
-        Setup::Multi => "multiple machines",
-    };
-    let variant = match rotation.variant {
-        Variant::FirstCustom => "first custom key",
-        Variant::Regenerated => "re-generated key",
-        Variant::Import => "import",
-        Variant::Reset => "reset to default",
-    };
+    let (setup, variant) = (rotation.setup.label(), rotation.variant.label());
     let status = match &rotation.status {
         Status::Open => "open".to_string(),
         Status::Finished { .. } => "finished".to_string(),
