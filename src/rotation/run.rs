@@ -334,16 +334,17 @@ fn machines(
         progress(&format!("{}: {}", machine.name, if done { "on the new key" } else { "needs attention" }));
         stop |= !done;
     }
+    let mut landed = false;
     for result in committed.into_inner().unwrap_or_default() {
         match result {
-            Ok(next) => last = Some(next),
+            Ok(_) => landed = true,
             Err(PersistError::Transition(_)) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    // The last commit to land may not be the last in the list.
-    if last.is_some() {
-        last = persist::open_rotation(home)?.or(persist::load(home)?);
+    // Commits landed in the order answers came: the file has the last state.
+    if landed {
+        last = persist::load(home)?;
     }
     // A machine step not in the roster waits for a typed fingerprint.
     if block.is_empty() {
