@@ -661,4 +661,80 @@ mod tests {
         assert_eq!(fingerprints_in("loaded key 7F3A-91C0-55D2-0B8E at 10:00\n"), vec![fp]);
         assert_eq!(fingerprints_in("pid 1234-5678"), vec![]);
     }
+
+    /// The restart evidence from the system edge's fakes: a new process
+    /// whose check reports the new key is done; one that reports the old
+    /// key waits, saying so.
+    #[test]
+    fn restart_evidence_through_the_fakes() {
+        use crate::system::ProcessInfo;
+        use crate::system::command::{FakeCommands, Output};
+        use crate::system::processes::FakeProcesses;
+        let home = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            home.path().join("keyturn.toml"),
+            "[components.execution]\nprocess = \"client\"\ncheck = [\"check\"]\n",
+        )
+        .expect("config");
+        let store =
+            Store::open(crate::store::home::Home { dir: home.path().into(), machine_wide: false }).expect("store");
+        let (old, new) = (Fingerprint([1; 8]), Fingerprint([2; 8]));
+        let before = ProcessInfo { pid: 10, started: 100 };
+        let after = ProcessInfo { pid: 11, started: 200 };
+        let processes = FakeProcesses { running: vec![("client".into(), after)] };
+        let mut rotation = runner_rotation(old, new);
+        rotation.before.insert("execution".into(), vec![before]);
+        let reports = |fp: Fingerprint| {
+            let commands = FakeCommands::default();
+            if let Ok(mut answers) = commands.answers.lock() {
+                answers.push_back(Output {
+                    code: Some(0),
+                    stdout: format!("loaded {fp}\n"),
+                    stderr: String::new(),
+                    timed_out: false,
+                });
+            }
+            commands
+        };
+        fn edge<'a>(commands: &'a FakeCommands, processes: &'a FakeProcesses) -> Edge<'a> {
+            Edge {
+                processes,
+                commands,
+                wait: Duration::ZERO,
+                poll: Duration::from_millis(1),
+                command_timeout: Duration::from_secs(1),
+                machine_timeout: Duration::from_secs(1),
+            }
+        }
+        let good = reports(new);
+        assert_eq!(
+            restart_step(&store, &rotation, "execution", &edge(&good, &processes), &mut |_| {}),
+            Change::Done(format!("restarted (pid 10 -> 11); reports {new}"))
+        );
+        let stale = reports(old);
+        assert_eq!(
+            restart_step(&store, &rotation, "execution", &edge(&stale, &processes), &mut |_| {}),
+            Change::Wait(format!("restarted (pid 10 -> 11) but reports the old key {old}"))
+        );
+    }
+
+    fn runner_rotation(old: Fingerprint, new: Fingerprint) -> Rotation {
+        Rotation {
+            format: persist::FORMAT,
+            revision: 0,
+            id: "test".into(),
+            kind: KeyKind::Communication,
+            setup: Setup::Single,
+            variant: Variant::Import,
+            old_fingerprint: old,
+            new_fingerprint: new,
+            started: Timestamp::UNIX_EPOCH,
+            operator: "op".into(),
+            machine: "m".into(),
+            status: Status::Open,
+            before: std::collections::BTreeMap::new(),
+            steps: Vec::new(),
+            history: Vec::new(),
+        }
+    }
 }
