@@ -59,6 +59,12 @@ def parse(captured, cols, rows):
     state = {"fg": None, "bg": None, "bold": False, "dim": False, "italic": False, "underline": False,
              "reverse": False}
 
+    # SGR codes that set or clear text attributes.
+    ATTRIBUTES = {
+        1: {"bold": True}, 2: {"dim": True}, 3: {"italic": True}, 4: {"underline": True}, 7: {"reverse": True},
+        22: {"bold": False, "dim": False}, 23: {"italic": False}, 24: {"underline": False}, 27: {"reverse": False},
+    }
+
     def apply(params):
         codes = [int(p) if p else 0 for p in re.split("[;:]", params)] if params else [0]
         i = 0
@@ -66,24 +72,8 @@ def parse(captured, cols, rows):
             c = codes[i]
             if c == 0:
                 state.update(fg=None, bg=None, bold=False, dim=False, italic=False, underline=False, reverse=False)
-            elif c == 1:
-                state["bold"] = True
-            elif c == 2:
-                state["dim"] = True
-            elif c == 3:
-                state["italic"] = True
-            elif c == 4:
-                state["underline"] = True
-            elif c == 7:
-                state["reverse"] = True
-            elif c == 22:
-                state["bold"] = state["dim"] = False
-            elif c == 23:
-                state["italic"] = False
-            elif c == 24:
-                state["underline"] = False
-            elif c == 27:
-                state["reverse"] = False
+            elif c in ATTRIBUTES:
+                state.update(ATTRIBUTES[c])
             elif 30 <= c <= 37:
                 state["fg"] = PALETTE[c - 30]
             elif 90 <= c <= 97:
