@@ -385,7 +385,14 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(report) => {
-            let message: Vec<String> = report.chain().map(ToString::to_string).collect();
+            // A cause whose text its parent already ends with (an I/O error
+            // the message quotes) is said once.
+            let mut message: Vec<String> = Vec::new();
+            for cause in report.chain().map(ToString::to_string) {
+                if !message.last().is_some_and(|parent| parent.ends_with(&cause)) {
+                    message.push(cause);
+                }
+            }
             eprintln!("keyturn: error: {}", message.join(": "));
             ExitCode::from(exit_code(&report))
         }
@@ -421,7 +428,11 @@ fn exit_code(report: &eyre::Report) -> u8 {
         if cause.downcast_ref::<NotFinished>().is_some() {
             return exit::NOT_FINISHED;
         }
-        if let Some(StoreError::Busy { .. }) = cause.downcast_ref::<StoreError>() {
+        let store_error = cause
+            .downcast_ref::<StoreError>()
+            .or_else(|| cause.downcast_ref::<keyturn::store::UpgradeError>().and_then(|e| e.store()))
+            .or_else(|| cause.downcast_ref::<keyturn::store::PurgeError>().and_then(|e| e.store()));
+        if let Some(StoreError::Busy { .. }) = store_error {
             return exit::BUSY;
         }
     }
@@ -454,7 +465,7 @@ fn run(cli: Cli) -> eyre::Result<()> {
         Command::Reset { kind } => keys::reset(&mut open()?, kind.into()),
         Command::Encrypt { raw } => tokens::encrypt(&open()?, raw),
         Command::Decrypt => tokens::decrypt(&open()?),
-        Command::Upgrade { paths, dry_run, json } => projects::upgrade(&open()?, &paths, dry_run, json),
+        Command::Upgrade { paths, dry_run, json } => projects::upgrade(&mut open()?, &paths, dry_run, json),
         Command::Projects(ProjectsCommand::Add { path }) => projects::add(&open()?, &path),
         Command::Projects(ProjectsCommand::Remove { path }) => projects::remove(&open()?, &path),
         Command::Projects(ProjectsCommand::List) => projects::list(&open()?),
