@@ -212,7 +212,12 @@ fn walk(root: &Path) -> Result<Walk, ProjectError> {
             walk.others.push((entry.into_path(), SkipReason::NotRegular));
             continue;
         }
-        let id = FileId::of(&meta()?);
+        // A file moved away since it was listed is not part of the project.
+        let id = match entry.metadata() {
+            Ok(meta) => FileId::of(&meta),
+            Err(e) if e.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) => continue,
+            Err(e) => return Err(ProjectError::Io { path: entry.path().to_path_buf(), source: e.into() }),
+        };
         let Some(dir_id) = entry.path().parent().and_then(|d| dirs.get(d)).copied() else { continue };
         walk.entries.push(Entry { path: entry.into_path(), id, dir_id });
     }

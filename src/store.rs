@@ -30,6 +30,9 @@ use publish::Published;
 
 /// The keys file's name in the home.
 pub const KEYS_FILE: &str = "keys.toml";
+/// Written beside the keys file once it holds a custom key: from then on a
+/// missing keys file is an error, never the default key.
+pub const HELD_MARKER: &str = "keys.held";
 
 /// Why the store refused or failed. Every message names the file and says
 /// what to do; none quotes key material.
@@ -49,6 +52,11 @@ pub enum StoreError {
     Config { path: PathBuf, problem: String },
     #[error("{}: {problem}", path.display())]
     Publish { path: PathBuf, problem: String },
+    #[error(
+        "{} is missing, but this home has held a custom key ({evidence}): keyturn will not fall back to the built-in default key. Restore {} from a backup (or from the machine it was copied from) and run again; only if it is lost for good, remove {} to start over from the default key and import your key again",
+        path.display(), path.display(), marker.display()
+    )]
+    KeysMissing { path: PathBuf, evidence: String, marker: PathBuf },
     #[error("another keyturn is changing the store in {}: {holder}; try again when it has finished", home.display())]
     Busy { home: PathBuf, holder: String },
     #[error(
@@ -118,7 +126,7 @@ impl Store {
                 fix: "point --home or KEYTURN_HOME at a directory".into(),
             });
         }
-        check_home_owner(&home.dir)?;
+        check_home(&home.dir)?;
         let keys = load_keys(&home.dir)?;
         let config = Config::load(&home.dir)?;
         let credentials = load_credentials(&home.dir)?;
@@ -277,6 +285,13 @@ impl Store {
     }
 
     fn write_keys(&self, keys: &KeysFile) -> Result<(), StoreError> {
+        let marker = self.home.dir.join(HELD_MARKER);
+        if !keys.keys.is_empty() && !marker.exists() {
+            let note =
+                "This home has held a custom key: without keys.toml keyturn refuses to fall back to the default key.\n";
+            atomic::write(&marker, note.as_bytes(), atomic::Access::OwnerOnly)
+                .map_err(|source| StoreError::Io { path: marker.clone(), source })?;
+        }
         let path = self.home.dir.join(KEYS_FILE);
         atomic::write(&path, keys.to_toml().as_bytes(), atomic::Access::OwnerOnly)
             .map_err(|source| StoreError::Io { path, source })
@@ -464,10 +479,11 @@ fn load_credentials(dir: &Path) -> Result<CredentialsFile, StoreError> {
     }
 }
 
-/// A home owned by another user is refused: that user could swap its files.
+/// A home owned by another user, or one that others can write, is refused:
+/// they could swap its files or move the keys file away.
 #[cfg(unix)]
-fn check_home_owner(dir: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::MetadataExt;
+fn check_home(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let Ok(meta) = std::fs::metadata(dir) else { return Ok(()) };
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me {
@@ -483,12 +499,50 @@ fn check_home_owner(dir: &Path) -> Result<(), StoreError> {
             ),
         });
     }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(StoreError::Insecure {
+            path: dir.to_path_buf(),
+            problem: format!(
+                "is a home that other users can write (mode {mode:04o}): they could move its keys file away or swap its files"
+            ),
+            fix: format!("chmod 700 '{}'", dir.display()),
+        });
+    }
     Ok(())
 }
 
+/// Windows: the home is created with an owner-only ACL; an existing ACL is
+/// not inspected here.
 #[cfg(not(unix))]
-fn check_home_owner(_dir: &Path) -> Result<(), StoreError> {
+fn check_home(_dir: &Path) -> Result<(), StoreError> {
     Ok(())
+}
+
+/// What says that this home has held a custom key, if anything does: the
+/// marker, an import of a custom key in the audit log, the rotation archive.
+fn held_custom_key(dir: &Path) -> Option<String> {
+    if dir.join(HELD_MARKER).exists() {
+        return Some(format!("{HELD_MARKER} says so"));
+    }
+    #[derive(serde::Deserialize)]
+    struct Seen {
+        kind: Option<KeyKind>,
+        new: Option<String>,
+    }
+    if let Ok(log) = std::fs::read(dir.join(audit::AUDIT_FILE)) {
+        let custom = log.split(|b| *b == b'\n').filter_map(|line| serde_json::from_slice::<Seen>(line).ok()).any(|seen| {
+            matches!((seen.kind, seen.new), (Some(kind), Some(new)) if new != Key::default_for(kind).fingerprint().to_string())
+        });
+        if custom {
+            return Some(format!("{} records a custom key", audit::AUDIT_FILE));
+        }
+    }
+    let archive = dir.join(crate::rotation::persist::ARCHIVE_DIR);
+    if std::fs::read_dir(&archive).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Some(format!("the rotation archive {} has rotations", archive.display()));
+    }
+    None
 }
 
 fn refuse_if_rotation_open(dir: &Path) -> Result<(), StoreError> {
@@ -501,7 +555,10 @@ fn refuse_if_rotation_open(dir: &Path) -> Result<(), StoreError> {
 fn load_keys(dir: &Path) -> Result<KeysFile, StoreError> {
     let path = dir.join(KEYS_FILE);
     match file::read(&path, Guard::Secret)? {
-        None => Ok(KeysFile::default()),
+        None => match held_custom_key(dir) {
+            Some(evidence) => Err(StoreError::KeysMissing { path, evidence, marker: dir.join(HELD_MARKER) }),
+            None => Ok(KeysFile::default()),
+        },
         Some(bytes) => {
             let bytes = zeroize::Zeroizing::new(bytes);
             KeysFile::parse(&path, &bytes)

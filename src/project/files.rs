@@ -100,7 +100,9 @@ mod imp {
         let dir = match rustix::fs::open(dir_path, flags, Mode::empty()) {
             Ok(dir) => dir,
             // The directory is now a link (or not a directory): swapped.
-            Err(e) if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::NOTDIR => return Ok(None),
+            Err(e) if [rustix::io::Errno::LOOP, rustix::io::Errno::NOTDIR, rustix::io::Errno::NOENT].contains(&e) => {
+                return Ok(None);
+            }
             Err(e) => return Err(e.into()),
         };
         let meta = std::fs::File::from(dir.try_clone()?).metadata()?;
@@ -112,7 +114,10 @@ mod imp {
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
         let fd = match rustix::fs::openat(&dir, name_of(path)?, flags, Mode::empty()) {
             Ok(fd) => fd,
-            Err(e) if e == rustix::io::Errno::LOOP => return Ok(Outcome::Refused(Refused::Swapped)),
+            // A link now, or gone (moved away): not the file the walk saw.
+            Err(e) if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::NOENT => {
+                return Ok(Outcome::Refused(Refused::Swapped));
+            }
             Err(e) => return Err(e.into()),
         };
         let file = std::fs::File::from(fd);
