@@ -519,6 +519,17 @@ fn run(cli: Cli) -> eyre::Result<()> {
             credentials::set(&mut open()?, name.into(), user)
         }
         Command::Credentials(CredentialsCommand::List { json }) => credentials::list(&open()?, json),
+        Command::Rotation(RotationCommand::Join { kind, reset, json: true, wait }) => {
+            // The first machine reads this output: a failure is a report too.
+            let result = open().and_then(|mut store| {
+                rotation_command(&mut store, RotationCommand::Join { kind, reset, json: true, wait })
+            });
+            if let Err(report) = &result {
+                let home = Home::resolve(&HomeInputs::from_process(cli.home.clone())).ok();
+                fleet::print_join_failure(home.as_ref(), kind.into(), report);
+            }
+            result
+        }
         Command::Rotation(command) => rotation_command(&mut open()?, command),
         Command::Config(ConfigCommand::Check) => rotation::config_check(&open()?),
         Command::Machines(MachinesCommand::List) => fleet::list(&open()?),

@@ -520,27 +520,28 @@ fn check_home(_dir: &Path) -> Result<(), StoreError> {
 }
 
 /// What says that this home has held a custom key, if anything does: the
-/// marker, an import of a custom key in the audit log, the rotation archive.
+/// marker, or a completed import of a custom key in the audit log.
 fn held_custom_key(dir: &Path) -> Option<String> {
     if dir.join(HELD_MARKER).exists() {
         return Some(format!("{HELD_MARKER} says so"));
     }
     #[derive(serde::Deserialize)]
     struct Seen {
+        event: String,
         kind: Option<KeyKind>,
         new: Option<String>,
+        outcome: String,
     }
-    if let Ok(log) = std::fs::read(dir.join(audit::AUDIT_FILE)) {
-        let custom = log.split(|b| *b == b'\n').filter_map(|line| serde_json::from_slice::<Seen>(line).ok()).any(|seen| {
-            matches!((seen.kind, seen.new), (Some(kind), Some(new)) if new != Key::default_for(kind).fingerprint().to_string())
-        });
-        if custom {
-            return Some(format!("{} records a custom key", audit::AUDIT_FILE));
-        }
-    }
-    let archive = dir.join(crate::rotation::persist::ARCHIVE_DIR);
-    if std::fs::read_dir(&archive).is_ok_and(|mut entries| entries.next().is_some()) {
-        return Some(format!("the rotation archive {} has rotations", archive.display()));
+    // Only an import that completed: a rotation's first lines come before
+    // its keys file is written.
+    let log = std::fs::read(dir.join(audit::AUDIT_FILE)).unwrap_or_default();
+    let custom = log.split(|b| *b == b'\n').filter_map(|line| serde_json::from_slice::<Seen>(line).ok()).any(|seen| {
+        seen.event == "import"
+            && seen.outcome.starts_with("changed")
+            && matches!((seen.kind, seen.new), (Some(kind), Some(new)) if new != Key::default_for(kind).fingerprint().to_string())
+    });
+    if custom {
+        return Some(format!("{} records the import of a custom key", audit::AUDIT_FILE));
     }
     None
 }
