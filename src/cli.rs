@@ -233,6 +233,9 @@ enum RotationCommand {
         /// Communication only: back to the default key.
         #[arg(long)]
         reset: bool,
+        /// Back to the previous key, from the keyring (after a finished or aborted rotation).
+        #[arg(long, conflicts_with_all = ["generate", "file", "reset"])]
+        rollback: bool,
     },
     /// Where the rotation stands.
     Status {
@@ -594,8 +597,10 @@ fn demo(ascii: bool) -> eyre::Result<()> {
 fn rotation_command(store: &mut Store, command: RotationCommand) -> eyre::Result<()> {
     match command {
         RotationCommand::Plan { kind, setup, reset } => rotation::plan(store, kind.into(), setup.into(), reset),
-        RotationCommand::Start { kind, setup, generate, file, reset } => {
-            let source = if reset {
+        RotationCommand::Start { kind, setup, generate, file, reset, rollback } => {
+            let source = if rollback {
+                rotation::KeySource::Rollback
+            } else if reset {
                 rotation::KeySource::Reset
             } else if generate {
                 rotation::KeySource::Generate

@@ -163,7 +163,36 @@ impl Store {
             custom: active.is_some(),
             fingerprint: self.active_key(kind).fingerprint(),
             created: active.map(|k| k.created),
-            retired: self.keys.retired(kind).filter_map(|k| Some((k.key.fingerprint(), k.retired?))).collect(),
+            // The communication key replaced last is kept for a rollback
+            // only: nothing is sealed under it.
+            retired: if kind == KeyKind::Encryption {
+                self.keys.retired(kind).filter_map(|k| Some((k.key.fingerprint(), k.retired?))).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The key a rollback of `kind` makes active again: `preferred` (the
+    /// key the last rotation replaced) when the store still holds it, else
+    /// the key replaced last; `Previous::Default` when that was the
+    /// built-in default (communication only: the encryption key has no
+    /// reset). `None`: there is nothing to go back to.
+    pub fn previous_key(&self, kind: KeyKind, preferred: Option<Fingerprint>) -> Option<Previous> {
+        let active = self.active_key(kind).fingerprint();
+        let preferred = preferred.filter(|fp| *fp != active);
+        if let Some(fp) = preferred {
+            if fp == Key::default_for(kind).fingerprint() {
+                return Some(Previous::Default);
+            }
+            if let Some(k) = self.keys.retired(kind).find(|k| k.key.fingerprint() == fp) {
+                return Some(Previous::Key(k.key.clone()));
+            }
+        }
+        match self.keys.retired(kind).next() {
+            Some(k) => Some(Previous::Key(k.key.clone())),
+            None if self.keys.active(kind).is_some() => Some(Previous::Default),
+            None => None,
         }
     }
 
@@ -406,6 +435,15 @@ impl Store {
         *self = Store::open(self.home.clone())?;
         Ok(crate::project::upgrade(roots, &self.keyring(), dry_run, progress)?)
     }
+}
+
+/// The key a rollback goes back to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Previous {
+    /// A custom key from the keys file.
+    Key(Key),
+    /// The built-in default key.
+    Default,
 }
 
 /// What a purge found and did.
