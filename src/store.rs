@@ -232,16 +232,24 @@ impl Store {
     fn plain_change(&mut self, kind: KeyKind, event: &str, key: Option<Key>) -> Result<Change, StoreError> {
         let _lock = self.lock(&format!("{event} {kind}"))?;
         refuse_if_rotation_open(&self.home.dir)?;
-        self.change_locked(kind, event, key)
+        self.change_locked(kind, event, key, false)
     }
 
     /// A rotation's import step: `key` (or, with `None`, the default key of
     /// `kind`) becomes active. The caller holds the lock.
     pub fn import_in_rotation(&mut self, kind: KeyKind, key: Option<Key>) -> Result<Change, StoreError> {
-        self.change_locked(kind, if key.is_some() { "import" } else { "reset" }, key)
+        self.change_locked(kind, if key.is_some() { "import" } else { "reset" }, key, true)
     }
 
-    fn change_locked(&mut self, kind: KeyKind, event: &str, key: Option<Key>) -> Result<Change, StoreError> {
+    /// `keep_previous`: a rotation keeps the communication key it replaces,
+    /// for a rollback; a plain import or reset does not.
+    fn change_locked(
+        &mut self,
+        kind: KeyKind,
+        event: &str,
+        key: Option<Key>,
+        keep_previous: bool,
+    ) -> Result<Change, StoreError> {
         let dir = self.home.dir.clone();
         // Re-read under the lock: another writer may have changed the store
         // since this one was opened.
@@ -266,7 +274,12 @@ impl Store {
             }
             .append(&dir)?;
             let mut keys = self.keys.clone();
-            keys.activate(kind, (!new.is_default()).then(|| new.clone()), now());
+            let new_key = (!new.is_default()).then(|| new.clone());
+            if keep_previous {
+                keys.activate_keeping_previous(kind, new_key, now());
+            } else {
+                keys.activate(kind, new_key, now());
+            }
             self.write_keys(&keys)?;
             self.keys = keys;
             fault::point("keys file written");
@@ -314,6 +327,12 @@ impl Store {
     }
 
     fn write_keys(&self, keys: &KeysFile) -> Result<(), StoreError> {
+        let path = self.home.dir.join(KEYS_FILE);
+        atomic::write(&path, keys.to_toml().as_bytes(), atomic::Access::OwnerOnly)
+            .map_err(|source| StoreError::Io { path, source })?;
+        // After the keys file, never before: a crash between the two leaves
+        // a keys file without the marker (written next time), never a
+        // marker without its keys file.
         let marker = self.home.dir.join(HELD_MARKER);
         if !keys.keys.is_empty() && !marker.exists() {
             let note =
@@ -321,9 +340,7 @@ impl Store {
             atomic::write(&marker, note.as_bytes(), atomic::Access::OwnerOnly)
                 .map_err(|source| StoreError::Io { path: marker.clone(), source })?;
         }
-        let path = self.home.dir.join(KEYS_FILE);
-        atomic::write(&path, keys.to_toml().as_bytes(), atomic::Access::OwnerOnly)
-            .map_err(|source| StoreError::Io { path, source })
+        Ok(())
     }
 
     fn write_credentials(&self, credentials: &CredentialsFile) -> Result<(), StoreError> {

@@ -58,16 +58,28 @@ impl KeysFile {
     }
 
     /// Makes `key` the active key of its kind. A replaced encryption key is
-    /// kept as retired; of the communication keys, only the one replaced
-    /// last is kept (retired), so a rotation can be rolled back to it. A key that
+    /// kept as retired; a replaced communication key is dropped. A key that
     /// was retired becomes active again. `None` means the built-in default.
     pub fn activate(&mut self, kind: KeyKind, key: Option<Key>, now: Timestamp) {
+        self.activate_with(kind, key, now, false);
+    }
+
+    /// [`KeysFile::activate`] in a rotation: the communication key it
+    /// replaces is kept (retired, the only one), so the rotation can be
+    /// rolled back to it.
+    pub fn activate_keeping_previous(&mut self, kind: KeyKind, key: Option<Key>, now: Timestamp) {
+        self.activate_with(kind, key, now, true);
+    }
+
+    fn activate_with(&mut self, kind: KeyKind, key: Option<Key>, now: Timestamp, keep: bool) {
         if kind == KeyKind::Communication {
-            // Only the key replaced last is kept, for a rollback.
             self.keys.retain(|k| k.key.kind() != kind || k.retired.is_none() || Some(&k.key) == key.as_ref());
         }
         for stored in self.keys.iter_mut().filter(|k| k.key.kind() == kind && k.retired.is_none()) {
             stored.retired = Some(now);
+        }
+        if kind == KeyKind::Communication && !keep {
+            self.keys.retain(|k| k.key.kind() != kind || k.retired.is_none() || Some(&k.key) == key.as_ref());
         }
         if let Some(key) = key {
             let created = match self.keys.iter().position(|k| k.key == key) {
