@@ -233,7 +233,9 @@ fn upgrade(store: &Store) -> Change {
             let unreadable: Vec<String> = reports
                 .iter()
                 .flat_map(|r| {
-                    r.unreadable.iter().map(move |u| format!("{}:{}", r.project.join(&u.file).display(), u.line))
+                    r.unreadable
+                        .iter()
+                        .map(move |u| format!("{}:{}", crate::display::path(&r.project.join(&u.file)), u.line))
                 })
                 .collect();
             let summary = format!("{upgraded} tokens re-encrypted, {current} already current");
@@ -254,6 +256,10 @@ fn upgrade(store: &Store) -> Change {
 pub type Answer<T> = Result<T, String>;
 
 fn describe_failure(out: &Output, timeout: Duration) -> String {
+    printable(&describe_output(out, timeout))
+}
+
+fn describe_output(out: &Output, timeout: Duration) -> String {
     if out.timed_out {
         return format!("no answer within {} s (the machine or its command hangs)", timeout.as_secs());
     }
@@ -266,10 +272,9 @@ fn describe_failure(out: &Output, timeout: Duration) -> String {
     }
 }
 
-/// Another machine's text, safe to show: control characters (escape
-/// sequences a hostile or broken remote could send) become `?`.
+/// Another machine's text, safe to show (see `display`).
 fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    crate::display::escaped(text)
 }
 
 impl JoinReport {
@@ -387,7 +392,7 @@ pub fn status(machine: &MachineEntry, commands: &dyn Commands, timeout: Duration
     if !out.success() {
         return Err(describe_failure(&out, timeout));
     }
-    parse_status(&out.stdout).ok_or_else(|| format!("its answer is not keyturn's status: {}", out.tail()))
+    parse_status(&out.stdout).ok_or_else(|| printable(&format!("its answer is not keyturn's status: {}", out.tail())))
 }
 
 /// Reads what `keyturn status --json` printed on another machine.
