@@ -221,10 +221,10 @@ fn upgrade(store: &Store) -> Change {
     if roots.is_empty() {
         return Change::Skip("no project is registered here".into());
     }
-    let result = store
-        .lock("join upgrade")
-        .map_err(|e| e.to_string())
-        .and_then(|_lock| project::upgrade(&roots, &store.keyring(), false, &mut |_| {}).map_err(|e| e.to_string()));
+    let result = store.lock("join upgrade").map_err(|e| e.to_string()).and_then(|_lock| {
+        let ring = store.keyring_now().map_err(|e| e.to_string())?;
+        project::upgrade(&roots, &ring, false, &mut |_| {}).map_err(|e| e.to_string())
+    });
     match result {
         Err(e) => Change::Fail(format!("the upgrade stopped: {e}")),
         Ok(reports) => {
@@ -236,6 +236,14 @@ fn upgrade(store: &Store) -> Change {
                     r.unreadable
                         .iter()
                         .map(move |u| format!("{}:{}", crate::display::path(&r.project.join(&u.file)), u.line))
+                        .chain(r.skipped.iter().map(move |f| {
+                            format!(
+                                "{} (skipped: {}, {} tokens)",
+                                crate::display::path(&r.project.join(&f.file)),
+                                f.reason,
+                                f.tokens
+                            )
+                        }))
                 })
                 .collect();
             let summary = format!("{upgraded} tokens re-encrypted, {current} already current");
