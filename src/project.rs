@@ -354,7 +354,7 @@ pub fn scan(roots: &[PathBuf], ring: &Keyring, progress: &mut dyn FnMut(Progress
                     let file = relative(&entry.path);
                     for t in &tokens {
                         let id = ParsedToken::parse(t).ok().map(|p| p.key_id());
-                        let place = || format!("{} (skipped: {reason})", entry.path.display());
+                        let place = || format!("{} (skipped: {reason})", crate::display::path(&entry.path));
                         match id {
                             Some(id) => scan.usage.entry(id).or_default().add(place),
                             None => scan.unknown.add(place),
@@ -370,7 +370,7 @@ pub fn scan(roots: &[PathBuf], ring: &Keyring, progress: &mut dyn FnMut(Progress
                     for found in text::tokens(&opened.bytes, encoding) {
                         report.tokens += 1;
                         if let Ok(id) = ParsedToken::parse(&found.text).map(|p| p.key_id()) {
-                            let place = || format!("{}:{}", entry.path.display(), found.line);
+                            let place = || format!("{}:{}", crate::display::path(&entry.path), found.line);
                             scan.usage.entry(id).or_default().add(place);
                         }
                         match judge(ring, &found.text) {

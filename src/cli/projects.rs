@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use color_eyre::eyre::{self, WrapErr};
+use keyturn::display;
 use keyturn::project::{Progress, ProjectReport};
 use keyturn::store::Store;
 use keyturn::store::config_edit;
@@ -75,7 +76,7 @@ pub fn upgrade(store: &mut Store, paths: &[PathBuf], dry_run: bool, json: bool) 
             "active_key": store.keyring().active().id().to_string(),
             "projects": reports,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        writeln!(out, "{}", keyturn::display::json(&doc)?)?;
     } else {
         for report in &reports {
             print_report(&mut out, report, dry_run)?;
@@ -101,23 +102,23 @@ pub fn upgrade(store: &mut Store, paths: &[PathBuf], dry_run: bool, json: bool) 
 
 fn print_report(out: &mut impl Write, r: &ProjectReport, dry_run: bool) -> std::io::Result<()> {
     let would = if dry_run { "would be " } else { "" };
-    writeln!(out, "{}", r.project.display())?;
+    writeln!(out, "{}", display::path(&r.project))?;
     writeln!(out, "  files scanned:   {} ({} skipped: binary, too large, links)", r.files_scanned, r.files_skipped)?;
     writeln!(out, "  tokens found:    {}", r.tokens)?;
     writeln!(out, "  re-encrypted:    {} {would}in {} files", r.upgraded, r.files_rewritten)?;
     writeln!(out, "  already current: {}", r.current)?;
     writeln!(out, "  cannot decrypt:  {}", r.unreadable.len())?;
     for u in &r.unreadable {
-        writeln!(out, "    {}:{}  {}", u.file.display(), u.line, u.reason)?;
+        writeln!(out, "    {}:{}  {}", display::path(&u.file), u.line, u.reason)?;
     }
     for s in &r.skipped {
-        writeln!(out, "  {}: skipped ({}), holds {} tokens", s.file.display(), s.reason, s.tokens)?;
+        writeln!(out, "  {}: skipped ({}), holds {} tokens", display::path(&s.file), s.reason, s.tokens)?;
     }
     for f in &r.hard_links_broken {
         writeln!(
             out,
             "  {}: had other hard links, which keep the old tokens (the upgrade replaced this name only)",
-            f.display()
+            display::path(f)
         )?;
     }
     Ok(())
@@ -157,7 +158,7 @@ pub fn list(store: &Store) -> eyre::Result<()> {
         } else {
             "no git"
         };
-        writeln!(out, "{}\t{state}", dir.display())?;
+        writeln!(out, "{}\t{state}", display::path(&dir))?;
     }
     Ok(())
 }

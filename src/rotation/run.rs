@@ -628,9 +628,14 @@ fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
         .flat_map(|r| {
             r.unreadable
                 .iter()
-                .map(move |u| format!("{}:{} ({})", r.project.join(&u.file).display(), u.line, u.reason))
+                .map(move |u| format!("{}:{} ({})", crate::display::path(&r.project.join(&u.file)), u.line, u.reason))
                 .chain(r.skipped.iter().map(move |f| {
-                    format!("{}: skipped ({}), holds {} tokens", r.project.join(&f.file).display(), f.reason, f.tokens)
+                    format!(
+                        "{}: skipped ({}), holds {} tokens",
+                        crate::display::path(&r.project.join(&f.file)),
+                        f.reason,
+                        f.tokens
+                    )
                 }))
         })
         .collect();
