@@ -257,11 +257,16 @@ impl Config {
             }
         }
         // Names and paths end up on the operator's terminal: a control
-        // character (an escape sequence) in one is refused, never echoed.
-        if let Some(what) = config.texts().into_iter().find(|(_, t)| t.chars().any(char::is_control)).map(|(w, _)| w) {
+        // character (an escape sequence) or an invisible one (a bidi
+        // override, a zero-width space) in one is refused, never echoed.
+        if let Some(what) =
+            config.texts().into_iter().find(|(_, t)| t.chars().any(crate::display::is_hidden)).map(|(w, _)| w)
+        {
             return Err(StoreError::Config {
                 path,
-                problem: format!("{what} holds a control character (an escape sequence?); remove it"),
+                problem: format!(
+                    "{what} holds a control character (an escape sequence?) or an invisible one (a bidi override, a zero-width space); remove it"
+                ),
             });
         }
         Ok(config)
