@@ -39,6 +39,28 @@ fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// Whether a `[[projects]]` path as written (relative paths from `home`)
+/// names the folder `dir`: resolved the same way, without Windows'
+/// `\\?\` prefix, and on Windows without regard to case, so one folder is
+/// one project however it was written.
+pub fn names_folder(home: &Path, written: &str, dir: &Path) -> bool {
+    let resolve = |path: &Path| {
+        dunce::canonicalize(path).unwrap_or_else(|_| {
+            dunce::simplified(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())).to_path_buf()
+        })
+    };
+    same_path(&resolve(&home.join(written)), &resolve(dir))
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    if cfg!(windows) {
+        let text = |p: &Path| p.to_string_lossy().replace('/', "\\").trim_end_matches('\\').to_lowercase();
+        text(a) == text(b)
+    } else {
+        a == b
+    }
+}
+
 /// Adds a `[[projects]]` entry for `dir` unless one is there; returns
 /// whether it was added.
 pub fn add_project(home: &Path, dir: &Path) -> Result<bool, StoreError> {
@@ -46,7 +68,7 @@ pub fn add_project(home: &Path, dir: &Path) -> Result<bool, StoreError> {
     edit(home, "projects add", |doc| {
         let projects = doc.entry("projects").or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
         let Some(projects) = projects.as_array_of_tables_mut() else { return false };
-        if projects.iter().any(|t| t.get("path").and_then(Item::as_str) == Some(wanted.as_str())) {
+        if projects.iter().any(|t| t.get("path").and_then(Item::as_str).is_some_and(|p| names_folder(home, p, dir))) {
             return false;
         }
         let mut entry = Table::new();
@@ -59,14 +81,16 @@ pub fn add_project(home: &Path, dir: &Path) -> Result<bool, StoreError> {
 /// Removes the `[[projects]]` entry for `dir`; returns whether one was there.
 pub fn remove_project(home: &Path, dir: &Path) -> Result<bool, StoreError> {
     let wanted = path_text(dir);
-    edit(home, "projects remove", |doc| remove_entry(doc, "projects", "path", &wanted))
+    edit(home, "projects remove", |doc| {
+        remove_entry(doc, "projects", "path", &|p| p == wanted || names_folder(home, p, dir))
+    })
 }
 
-/// Removes the entry of the array of tables `array` whose `field` is
+/// Removes the first entry of the array of tables `array` whose `field` is
 /// `wanted`; returns whether one was there.
-fn remove_entry(doc: &mut DocumentMut, array: &str, field: &str, wanted: &str) -> bool {
+fn remove_entry(doc: &mut DocumentMut, array: &str, field: &str, wanted: &dyn Fn(&str) -> bool) -> bool {
     let Some(entries) = doc.get_mut(array).and_then(Item::as_array_of_tables_mut) else { return false };
-    let Some(index) = entries.iter().position(|t| t.get(field).and_then(Item::as_str) == Some(wanted)) else {
+    let Some(index) = entries.iter().position(|t| t.get(field).and_then(Item::as_str).is_some_and(wanted)) else {
         return false;
     };
     // Comments above an entry belong to it in toml_edit; keep them on the
@@ -115,7 +139,7 @@ pub fn add_machine(home: &Path, name: &str, roles: &[Role], command: Option<&[St
 
 /// Removes the `[[machines]]` entry `name`; returns whether one was there.
 pub fn remove_machine(home: &Path, name: &str) -> Result<bool, StoreError> {
-    edit(home, "machines remove", |doc| remove_entry(doc, "machines", "name", name))
+    edit(home, "machines remove", |doc| remove_entry(doc, "machines", "name", &|n| n == name))
 }
 
 #[cfg(test)]
@@ -135,5 +159,27 @@ mod tests {
         assert!(edited.contains("[[projects]]\npath = \"/srv/projects/a\""));
         assert!(remove_project(home.path(), Path::new("/srv/projects/a")).expect("remove"));
         assert_eq!(std::fs::read_to_string(home.path().join(CONFIG_FILE)).expect("read"), original);
+    }
+
+    /// One folder is one project however it is written: relative to the
+    /// home, absolute, with `.` parts (and on Windows with `\\?\` or
+    /// another case).
+    #[test]
+    fn the_same_folder_is_one_project() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let project = home.path().join("Projects").join("Checkout");
+        std::fs::create_dir_all(&project).expect("mkdir");
+        std::fs::write(home.path().join(CONFIG_FILE), "[[projects]]\npath = \"Projects/Checkout\"\n").expect("write");
+        let canonical = dunce::canonicalize(&project).expect("canonical");
+        assert!(!add_project(home.path(), &canonical).expect("add"), "already there, written relative");
+        assert!(!add_project(home.path(), &home.path().join("Projects").join(".").join("Checkout")).expect("add"));
+        if cfg!(windows) {
+            let upper = std::path::PathBuf::from(canonical.to_string_lossy().to_uppercase());
+            assert!(!add_project(home.path(), &upper).expect("add"), "Windows paths ignore case");
+            let verbatim = std::path::PathBuf::from(format!("\\\\?\\{}", canonical.display()));
+            assert!(names_folder(home.path(), &verbatim.to_string_lossy(), &canonical));
+        }
+        assert!(remove_project(home.path(), &canonical).expect("remove"), "removed, though written otherwise");
+        assert!(!std::fs::read_to_string(home.path().join(CONFIG_FILE)).expect("read").contains("Checkout"));
     }
 }
