@@ -560,7 +560,8 @@ fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
     let roots = store.config().project_dirs(&store.home().dir);
     let result = store.lock("rotation upgrade").map_err(|e| e.to_string()).and_then(|_lock| {
         // Counts at every hundredth of the files, so a watcher sees it move.
-        project::upgrade(&roots, &store.keyring(), false, &mut |p| {
+        let ring = store.keyring_now().map_err(|e| e.to_string())?;
+        project::upgrade(&roots, &ring, false, &mut |p| {
             let step = (p.files_total / 100).max(1);
             if p.files_done % step == 0 || p.files_done == p.files_total {
                 let what = if p.pass == 1 { "checking" } else { "rewriting" };
@@ -584,7 +585,17 @@ fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
     let unreadable: Vec<String> = reports
         .iter()
         .flat_map(|r| {
-            r.unreadable.iter().map(move |u| format!("{}:{} ({})", r.project.join(&u.file).display(), u.line, u.reason))
+            r.unreadable
+                .iter()
+                .map(move |u| format!("{}:{} ({})", crate::display::path(&r.project.join(&u.file)), u.line, u.reason))
+                .chain(r.skipped.iter().map(move |f| {
+                    format!(
+                        "{}: skipped ({}), holds {} tokens",
+                        crate::display::path(&r.project.join(&f.file)),
+                        f.reason,
+                        f.tokens
+                    )
+                }))
         })
         .collect();
     if unreadable.is_empty() {
