@@ -233,7 +233,11 @@ fn upgrade(store: &Store) -> Change {
             let unreadable: Vec<String> = reports
                 .iter()
                 .flat_map(|r| {
-                    r.unreadable.iter().map(move |u| format!("{}:{}", r.project.join(&u.file).display(), u.line))
+                    let unreadable = r.unreadable.iter().map(|u| (&u.file, u.line, ""));
+                    let stuck = r.not_rewritable.iter().map(|n| (&n.file, n.line, " (cannot be rewritten there)"));
+                    unreadable
+                        .chain(stuck)
+                        .map(move |(file, line, note)| format!("{}:{line}{note}", r.project.join(file).display()))
                 })
                 .collect();
             let summary = format!("{upgraded} tokens re-encrypted, {current} already current");

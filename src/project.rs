@@ -20,6 +20,9 @@ use serde::Serialize;
 use crate::store::atomic;
 use crate::token::{self, Keyring, ParsedToken, TokenError};
 
+pub mod archive;
+pub mod inventory;
+
 /// Files larger than this are not scanned (they are not the XML, CSV and
 /// JSON files tokens live in).
 pub const MAX_FILE: u64 = 32 * 1024 * 1024;
@@ -29,13 +32,27 @@ const BINARY_PROBE: usize = 8 * 1024;
 const SKIPPED_DIRS: [&str; 3] = [".git", ".svn", ".hg"];
 
 /// Where each token candidate is in `text`: every run starting `ktsec:`, up
-/// to the first byte outside the token alphabet. No boundary is required
-/// before it (`user:TOKEN@host`, `x=TOKEN`): a missed token would be a lost
-/// value after a purge, a look-alike is only reported.
+/// to the first byte outside the token alphabet, or the third `:` after the
+/// prefix (a token has three fields, version, key id and body, so a colon
+/// after the body is the text's own: YAML `key: TOKEN:` or `TOKEN:8080`).
+/// No boundary is required before it (`user:TOKEN@host`, `x=TOKEN`): a
+/// missed token would be a lost value after a purge, a look-alike is only
+/// reported.
 pub fn find_tokens(text: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
     memchr::memmem::find_iter(text, token::PREFIX.as_bytes()).map(move |start| {
-        let len = text[start..].iter().take_while(|b| is_token_byte(**b)).count();
-        start..start + len
+        let mut colons = 0;
+        let rest = &text[start + token::PREFIX.len()..];
+        let len = rest
+            .iter()
+            .take_while(|b| match **b {
+                b':' => {
+                    colons += 1;
+                    colons <= 2
+                }
+                b => is_token_byte(b),
+            })
+            .count();
+        start..start + token::PREFIX.len() + len
     })
 }
 
@@ -89,6 +106,21 @@ pub struct ProjectReport {
     pub files_rewritten: usize,
     /// Tokens that cannot be opened, each with its place and reason.
     pub unreadable: Vec<Unreadable>,
+    /// Tokens under a retired key that keyturn cannot rewrite where they
+    /// sit (inside a zip it does not rewrite, in a read-only folder), each
+    /// with its place and reason: work for a person.
+    pub not_rewritable: Vec<NotRewritable>,
+}
+
+/// A token under a retired key that keyturn cannot rewrite where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NotRewritable {
+    /// The file, relative to the project (`file!/entry` inside a zip).
+    pub file: PathBuf,
+    /// The line, counting from 1 (in the zip entry, inside a zip).
+    pub line: usize,
+    /// Why, and what to do.
+    pub reason: String,
 }
 
 /// Progress of a long upgrade, for a progress bar.
@@ -111,6 +143,8 @@ pub enum ProjectError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}: not a directory; name a project directory", path.display())]
     NotADirectory { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Archive { path: PathBuf, source: archive::ArchiveError },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProjectError + '_ {
@@ -157,16 +191,53 @@ pub fn text_files(root: &Path) -> Result<(Vec<PathBuf>, usize), ProjectError> {
     Ok((files, skipped))
 }
 
-/// Reads a text file, `None` when it is binary or has grown too large.
-fn read_text(path: &Path) -> Result<Option<Vec<u8>>, ProjectError> {
+/// What a project file holds, as far as tokens go.
+enum Content {
+    Text(Vec<u8>),
+    /// A zip archive (a workbook, an image store, ...).
+    Zip(Vec<u8>),
+    /// Binary, or grown too large since it was listed.
+    Other,
+}
+
+fn read_content(path: &Path) -> Result<Content, ProjectError> {
     let file = fs::File::open(path).map_err(io(path))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE + 1).read_to_end(&mut bytes).map_err(io(path))?;
     let probe = &bytes[..bytes.len().min(BINARY_PROBE)];
-    if bytes.len() as u64 > MAX_FILE || memchr::memchr(0, probe).is_some() {
-        return Ok(None);
+    Ok(if bytes.len() as u64 > MAX_FILE {
+        Content::Other
+    } else if archive::is_zip(&bytes) {
+        Content::Zip(bytes)
+    } else if memchr::memchr(0, probe).is_some() {
+        Content::Other
+    } else {
+        Content::Text(bytes)
+    })
+}
+
+/// Why keyturn cannot replace a file where it is, if it cannot: a
+/// read-only folder (a rename into it fails) cannot take the new file.
+fn cannot_replace(path: &Path) -> Option<&'static str> {
+    let dir = path.parent()?;
+    if writable_dir(dir) {
+        return None;
     }
-    Ok(Some(bytes))
+    Some(
+        "its folder is read-only, so the file cannot be replaced (a source-control server workspace?): make the folder writable (or check the file out) and run the upgrade again",
+    )
+}
+
+#[cfg(unix)]
+fn writable_dir(dir: &Path) -> bool {
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok()
+}
+
+/// On Windows a folder's read-only attribute does not stop a rename into
+/// it; the ACL decides, and the rename reports it.
+#[cfg(not(unix))]
+fn writable_dir(_dir: &Path) -> bool {
+    true
 }
 
 enum Verdict {
@@ -216,9 +287,21 @@ pub fn upgrade(
         let mut to_rewrite = Vec::new();
         for path in files {
             done += 1;
-            let Some(bytes) = read_text(&path)? else {
-                report.files_skipped += 1;
-                continue;
+            let bytes = match read_content(&path)? {
+                Content::Text(bytes) => bytes,
+                Content::Zip(bytes) => {
+                    let tokens_before = report.tokens;
+                    if check_archive(root, &path, &bytes, ring, &mut report) {
+                        to_rewrite.push(path);
+                    }
+                    tokens_seen += report.tokens - tokens_before;
+                    progress(Progress { pass: 1, files_done: done, files_total: total, tokens: tokens_seen });
+                    continue;
+                }
+                Content::Other => {
+                    report.files_skipped += 1;
+                    continue;
+                }
             };
             report.files_scanned += 1;
             let tokens_before = report.tokens;
@@ -235,7 +318,16 @@ pub fn upgrade(
                 }
             }
             tokens_seen += report.tokens - tokens_before;
-            if upgrades > 0 {
+            if upgrades > 0
+                && let Some(reason) = cannot_replace(&path)
+            {
+                let file = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+                for (range, line) in find_tokens_with_lines(&bytes) {
+                    if matches!(judge(ring, &bytes[range]), Verdict::Upgrade) {
+                        report.not_rewritable.push(NotRewritable { file: file.clone(), line, reason: reason.into() });
+                    }
+                }
+            } else if upgrades > 0 {
                 report.upgraded += upgrades;
                 report.files_rewritten += 1;
                 to_rewrite.push(path);
@@ -308,6 +400,44 @@ pub fn upgrade(
     Ok(reports)
 }
 
+/// Judges the tokens inside the zip `bytes` (the file at `path`) into
+/// `report`; whether the file is to be rewritten. A zip keyturn cannot read
+/// is skipped like any binary file.
+fn check_archive(root: &Path, path: &Path, bytes: &[u8], ring: &Keyring, report: &mut ProjectReport) -> bool {
+    let Ok(scan) = archive::scan(path, bytes) else {
+        report.files_skipped += 1;
+        return false;
+    };
+    report.files_scanned += 1;
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let replace = cannot_replace(path);
+    let mut upgrades = 0;
+    for found in scan.tokens {
+        report.tokens += 1;
+        let file = || archive::place(rel, &found.entry);
+        match judge(ring, found.token.as_bytes()) {
+            Verdict::Current => report.current += 1,
+            Verdict::Upgrade if !found.rewritable => report.not_rewritable.push(NotRewritable {
+                file: file(),
+                line: found.line,
+                reason: "inside a zip archive keyturn does not rewrite (it rewrites the XML parts of .xlsx workbooks only): move the value out of the archive, or re-enter it there sealed under the active key (keyturn encrypt)".into(),
+            }),
+            Verdict::Upgrade => match replace {
+                Some(reason) => {
+                    report.not_rewritable.push(NotRewritable { file: file(), line: found.line, reason: reason.into() })
+                }
+                None => upgrades += 1,
+            },
+            Verdict::Unreadable(reason) => report.unreadable.push(Unreadable { file: file(), line: found.line, reason }),
+        }
+    }
+    if upgrades > 0 {
+        report.upgraded += upgrades;
+        report.files_rewritten += 1;
+    }
+    upgrades > 0
+}
+
 /// Where tokens sealed under one key are found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -326,20 +456,33 @@ pub fn key_usage(roots: &[PathBuf]) -> Result<std::collections::BTreeMap<token::
     for root in roots {
         let (files, _) = text_files(root)?;
         for path in files {
-            let Some(bytes) = read_text(&path)? else { continue };
-            for (range, line) in find_tokens_with_lines(&bytes) {
-                let Some(id) = std::str::from_utf8(&bytes[range])
-                    .ok()
-                    .and_then(|t| ParsedToken::parse(t).ok())
-                    .map(|p| p.key_id())
+            let mut note = |token: &[u8], place: &dyn Fn() -> String| {
+                let Some(id) =
+                    std::str::from_utf8(token).ok().and_then(|t| ParsedToken::parse(t).ok()).map(|p| p.key_id())
                 else {
-                    continue;
+                    return;
                 };
                 let entry = usage.entry(id).or_default();
                 entry.count += 1;
                 if entry.places.len() < USAGE_PLACES {
-                    entry.places.push(format!("{}:{line}", path.display()));
+                    entry.places.push(place());
                 }
+            };
+            match read_content(&path)? {
+                Content::Text(bytes) => {
+                    for (range, line) in find_tokens_with_lines(&bytes) {
+                        note(&bytes[range], &|| format!("{}:{line}", path.display()));
+                    }
+                }
+                // Tokens inside zips count too, rewritable or not: a purge
+                // must not strand them.
+                Content::Zip(bytes) => {
+                    for found in archive::scan(&path, &bytes).map(|s| s.tokens).unwrap_or_default() {
+                        let place = || format!("{}:{}", archive::place(&path, &found.entry).display(), found.line);
+                        note(found.token.as_bytes(), &place);
+                    }
+                }
+                Content::Other => {}
             }
         }
     }
@@ -351,8 +494,12 @@ const WRITERS: usize = 4;
 
 /// Rewrites one file if it holds tokens to upgrade; how many it upgraded.
 fn upgrade_file(path: &Path, ring: &Keyring) -> Result<usize, ProjectError> {
-    let Some(bytes) = read_text(path)? else { return Ok(0) };
-    let (rewritten, upgraded) = rewrite(&bytes, ring);
+    let (rewritten, upgraded) = match read_content(path)? {
+        Content::Text(bytes) => rewrite(&bytes, ring),
+        Content::Zip(bytes) if archive::is_workbook(path) => archive::rewrite(path, &bytes, ring)
+            .map_err(|e| ProjectError::Archive { path: path.to_path_buf(), source: e })?,
+        _ => return Ok(0),
+    };
     if upgraded > 0 {
         write_like(path, &rewritten)?;
     }
@@ -383,7 +530,11 @@ pub fn rewrite(bytes: &[u8], ring: &Keyring) -> (Vec<u8>, usize) {
 }
 
 /// Replaces a project file crash-safely, keeping its permissions (and its
-/// owner, where keyturn runs as root on Unix).
+/// owner, where keyturn runs as root on Unix). A read-only file (0444, as
+/// source-control server workspaces leave them) stays read-only: on Unix
+/// the new file is made so before it is written through its open handle,
+/// and a rename over a read-only file works.
+#[cfg(not(windows))]
 fn write_like(path: &Path, bytes: &[u8]) -> Result<(), ProjectError> {
     let meta = fs::metadata(path).map_err(io(path))?;
     atomic::write_with(path, bytes, |tmp| {
@@ -391,6 +542,30 @@ fn write_like(path: &Path, bytes: &[u8]) -> Result<(), ProjectError> {
         keep_owner(tmp, &meta)
     })
     .map_err(io(path))
+}
+
+/// On Windows a rename over a file with the read-only attribute fails, so
+/// the attribute is lifted for the rename and put on the new file after it;
+/// if the rename fails, it is put back on the old one. A crash in between
+/// leaves the old file or the new one, whole, only without the attribute.
+#[cfg(windows)]
+fn write_like(path: &Path, bytes: &[u8]) -> Result<(), ProjectError> {
+    let meta = fs::metadata(path).map_err(io(path))?;
+    let read_only = meta.permissions().readonly();
+    let set_read_only = |on: bool| {
+        let mut permissions = meta.permissions();
+        permissions.set_readonly(on);
+        fs::set_permissions(path, permissions)
+    };
+    if read_only {
+        set_read_only(false).map_err(io(path))?;
+    }
+    let written = atomic::write_with(path, bytes, |_| Ok(()));
+    if read_only {
+        // After a failed rename this is the old file again, read-only as before.
+        set_read_only(true).map_err(io(path))?;
+    }
+    written.map_err(io(path))
 }
 
 #[cfg(unix)]
@@ -404,7 +579,7 @@ fn keep_owner(tmp: &Path, meta: &fs::Metadata) -> std::io::Result<()> {
     Ok(())
 }
 
-#[cfg(not(unix))]
+#[cfg(all(not(unix), not(windows)))]
 fn keep_owner(_tmp: &Path, _meta: &fs::Metadata) -> std::io::Result<()> {
     Ok(())
 }
@@ -427,6 +602,24 @@ mod tests {
         );
         let found: Vec<&[u8]> = find_tokens(text.as_bytes()).map(|r| &text.as_bytes()[r]).collect();
         assert_eq!(found, vec![t.as_bytes(), t.as_bytes(), t.as_bytes(), t.as_bytes(), b"ktsec:broken".as_slice()]);
+    }
+
+    #[test]
+    fn a_colon_after_a_token_is_the_texts_own() {
+        let ring = Keyring::new(&key(1), &[]);
+        let t = ring.seal(b"pw");
+        let text = format!("password: {t}:\nurl: db://{t}:5432/x\nend: {t}.\n");
+        let found: Vec<&[u8]> = find_tokens(text.as_bytes()).map(|r| &text.as_bytes()[r]).collect();
+        assert_eq!(found, vec![t.as_bytes(); 3]);
+        let new = Keyring::new(&key(2), &[key(1)]);
+        let (out, n) = rewrite(text.as_bytes(), &new);
+        assert_eq!(n, 3);
+        let out = String::from_utf8(out).expect("utf-8");
+        assert!(out.starts_with("password: ktsec:1:") && out.contains(":\nurl: db://ktsec:1:"));
+        assert!(out.contains(":5432/x\nend: ktsec:1:") && out.ends_with(".\n"));
+        // A look-alike with too many fields ends at its third colon too.
+        let odd: Vec<&[u8]> = find_tokens(b"ktsec:1:2:3:4").map(|r| &b"ktsec:1:2:3:4"[r]).collect();
+        assert_eq!(odd, vec![b"ktsec:1:2:3".as_slice()]);
     }
 
     #[test]

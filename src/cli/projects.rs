@@ -71,6 +71,7 @@ pub fn upgrade(store: &Store, paths: &[PathBuf], dry_run: bool, json: bool) -> e
     let ring = store.keyring();
     let reports = project::upgrade(&roots, &ring, dry_run, &mut progress_printer()).wrap_err("upgrade stopped")?;
     let unreadable: usize = reports.iter().map(|r| r.unreadable.len()).sum();
+    let stuck: usize = reports.iter().map(|r| r.not_rewritable.len()).sum();
     let mut out = std::io::stdout().lock();
     if json {
         let doc = json!({
@@ -84,11 +85,19 @@ pub fn upgrade(store: &Store, paths: &[PathBuf], dry_run: bool, json: bool) -> e
             print_report(&mut out, report, dry_run)?;
         }
     }
+    let mut left = Vec::new();
     if unreadable > 0 {
-        return Err(NotFinished(format!(
+        left.push(format!(
             "{unreadable} tokens cannot be decrypted: re-record those password steps and re-enter those connection strings"
-        ))
-        .into());
+        ));
+    }
+    if stuck > 0 {
+        left.push(format!(
+            "{stuck} tokens under a retired key cannot be rewritten where they are (listed with the reason): a purge refuses while they remain"
+        ));
+    }
+    if !left.is_empty() {
+        return Err(NotFinished(left.join("; ")).into());
     }
     Ok(())
 }
@@ -103,6 +112,12 @@ fn print_report(out: &mut impl Write, r: &ProjectReport, dry_run: bool) -> std::
     writeln!(out, "  cannot decrypt:  {}", r.unreadable.len())?;
     for u in &r.unreadable {
         writeln!(out, "    {}:{}  {}", u.file.display(), u.line, u.reason)?;
+    }
+    if !r.not_rewritable.is_empty() {
+        writeln!(out, "  cannot rewrite:  {}", r.not_rewritable.len())?;
+        for n in &r.not_rewritable {
+            writeln!(out, "    {}:{}  {}", n.file.display(), n.line, n.reason)?;
+        }
     }
     Ok(())
 }

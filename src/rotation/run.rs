@@ -570,15 +570,35 @@ fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
             r.unreadable.iter().map(move |u| format!("{}:{} ({})", r.project.join(&u.file).display(), u.line, u.reason))
         })
         .collect();
-    if unreadable.is_empty() {
+    let stuck: Vec<String> = reports
+        .iter()
+        .flat_map(|r| {
+            r.not_rewritable
+                .iter()
+                .map(move |n| format!("{}:{} ({})", r.project.join(&n.file).display(), n.line, n.reason))
+        })
+        .collect();
+    if unreadable.is_empty() && stuck.is_empty() {
         return Change::Done(summary);
     }
-    let shown: Vec<&str> = unreadable.iter().take(10).map(String::as_str).collect();
-    Change::Wait(format!(
-        "{summary}; {} cannot be decrypted: re-record those password steps and re-enter those connection strings, then run again, or skip with a reason: {}",
-        unreadable.len(),
-        shown.join("; ")
-    ))
+    let mut waits = vec![summary];
+    if !unreadable.is_empty() {
+        let shown: Vec<&str> = unreadable.iter().take(10).map(String::as_str).collect();
+        waits.push(format!(
+            "{} cannot be decrypted: re-record those password steps and re-enter those connection strings, then run again, or skip with a reason: {}",
+            unreadable.len(),
+            shown.join("; ")
+        ));
+    }
+    if !stuck.is_empty() {
+        let shown: Vec<&str> = stuck.iter().take(10).map(String::as_str).collect();
+        waits.push(format!(
+            "{} under a retired key cannot be rewritten where they are: {}",
+            stuck.len(),
+            shown.join("; ")
+        ));
+    }
+    Change::Wait(waits.join("; "))
 }
 
 fn source_control(store: &Store, edge: &Edge<'_>, latest: bool) -> Change {
