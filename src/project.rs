@@ -22,6 +22,7 @@ use crate::token::{self, Keyring, ParsedToken, TokenError};
 
 pub mod archive;
 pub mod inventory;
+pub mod sample;
 
 /// Files larger than this are not scanned (they are not the XML, CSV and
 /// JSON files tokens live in).

@@ -119,9 +119,18 @@ impl Inventory {
 }
 
 impl Item {
-    /// One line for a person: `file:line  kind  test > step  (note)`.
+    /// One line for a person: `/project/file:line  kind  test > step  [field]  (note)`.
     pub fn line_text(&self) -> String {
-        let mut text = format!("{}:{}  {}", self.project.join(&self.file).display(), self.line, self.kind.name());
+        self.text(&self.project.join(&self.file))
+    }
+
+    /// [`Item::line_text`] with the file relative to its project.
+    pub fn line_text_relative(&self) -> String {
+        self.text(&self.file)
+    }
+
+    fn text(&self, file: &Path) -> String {
+        let mut text = format!("{}:{}  {}", file.display(), self.line, self.kind.name());
         let context: Vec<&str> = [&self.test, &self.step].into_iter().flatten().map(String::as_str).collect();
         if !context.is_empty() {
             text.push_str("  ");
@@ -181,6 +190,44 @@ pub fn inventory(roots: &[PathBuf], ring: &Keyring) -> Result<Inventory, Project
         }
     }
     Ok(inventory)
+}
+
+/// What the re-generated key's manual steps list (`rotation::procedure::Facts`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChecklistLines {
+    /// Password steps encrypted by Test Studio itself or stored in plain text.
+    pub password_steps: Vec<String>,
+    /// Connection strings and settings passwords.
+    pub connection_strings: Vec<String>,
+}
+
+/// The inventory of the projects at `roots` as lines for the checklist; a
+/// project that cannot be read gives a line that says so.
+pub fn for_checklist(roots: &[PathBuf], ring: &Keyring) -> ChecklistLines {
+    let readable: Vec<PathBuf> = roots.iter().filter(|r| r.is_dir()).cloned().collect();
+    let mut lines = ChecklistLines::default();
+    match inventory(&readable, ring) {
+        Ok(found) => {
+            for item in &found.items {
+                match item.kind {
+                    Kind::TestStudioCipher | Kind::PlaintextPassword => lines.password_steps.push(item.line_text()),
+                    Kind::ConnectionString | Kind::SettingsPassword => lines.connection_strings.push(item.line_text()),
+                    Kind::KeyturnToken => {}
+                }
+            }
+            for file in &found.unparsed {
+                let line = format!("{}: not JSON keyturn can read: check it in Test Studio", file.display());
+                lines.password_steps.push(line.clone());
+                lines.connection_strings.push(line);
+            }
+        }
+        Err(e) => {
+            let line = format!("the projects could not be read ({e}): run keyturn projects secrets");
+            lines.password_steps.push(line.clone());
+            lines.connection_strings.push(line);
+        }
+    }
+    lines
 }
 
 /// A keyturn-token item for `token`, with its key and whether it opens.
