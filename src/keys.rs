@@ -202,7 +202,7 @@ impl Key {
         if input.len() > MAX_INPUT {
             return Err(KeyTextError::TooLarge { bytes: input.len() });
         }
-        let compact: Zeroizing<String> = Zeroizing::new(input.lines().map(str::trim).collect::<String>());
+        let compact = unwrapped(input);
         if compact.is_empty() {
             return Err(KeyTextError::Empty);
         }
@@ -340,6 +340,13 @@ fn wrong_length_message(bytes: usize) -> String {
     } else {
         format!("the key is too long: its body decodes to {bytes} bytes, a key has {want}; paste one key only")
     }
+}
+
+/// Pasted or typed key text with what a console adds taken out: the line
+/// breaks of a wrapped line and the spaces around each line. The one
+/// normalisation shared by `Key::parse` (the CLI) and the wizard's paste.
+pub fn unwrapped(input: &str) -> Zeroizing<String> {
+    Zeroizing::new(input.lines().map(str::trim).collect::<String>())
 }
 
 /// Reads key text from raw input bytes: UTF-8 (with or without a byte-order

@@ -472,14 +472,15 @@ pub fn key_usage(roots: &[PathBuf]) -> Result<std::collections::BTreeMap<token::
             match read_content(&path)? {
                 Content::Text(bytes) => {
                     for (range, line) in find_tokens_with_lines(&bytes) {
-                        note(&bytes[range], &|| format!("{}:{line}", path.display()));
+                        note(&bytes[range], &|| format!("{}:{line}", crate::display::path(&path)));
                     }
                 }
                 // Tokens inside zips count too, rewritable or not: a purge
                 // must not strand them.
                 Content::Zip(bytes) => {
                     for found in archive::scan(&path, &bytes).map(|s| s.tokens).unwrap_or_default() {
-                        let place = || format!("{}:{}", archive::place(&path, &found.entry).display(), found.line);
+                        let place =
+                            || format!("{}:{}", crate::display::path(&archive::place(&path, &found.entry)), found.line);
                         note(found.token.as_bytes(), &place);
                     }
                 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use color_eyre::eyre::{self, WrapErr};
+use keyturn::display;
 use keyturn::keys::KeyKind;
 use keyturn::project::inventory::{self, Kind};
 use keyturn::project::{self, Progress, ProjectReport};
@@ -80,7 +81,7 @@ pub fn upgrade(store: &Store, paths: &[PathBuf], dry_run: bool, json: bool) -> e
             "active_key": ring.active().id().to_string(),
             "projects": reports,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        writeln!(out, "{}", keyturn::display::json(&doc)?)?;
     } else {
         for report in &reports {
             print_report(&mut out, report, dry_run)?;
@@ -105,19 +106,19 @@ pub fn upgrade(store: &Store, paths: &[PathBuf], dry_run: bool, json: bool) -> e
 
 fn print_report(out: &mut impl Write, r: &ProjectReport, dry_run: bool) -> std::io::Result<()> {
     let would = if dry_run { "would be " } else { "" };
-    writeln!(out, "{}", r.project.display())?;
+    writeln!(out, "{}", display::path(&r.project))?;
     writeln!(out, "  files scanned:   {} ({} skipped: binary, too large, links)", r.files_scanned, r.files_skipped)?;
     writeln!(out, "  tokens found:    {}", r.tokens)?;
     writeln!(out, "  re-encrypted:    {} {would}in {} files", r.upgraded, r.files_rewritten)?;
     writeln!(out, "  already current: {}", r.current)?;
     writeln!(out, "  cannot decrypt:  {}", r.unreadable.len())?;
     for u in &r.unreadable {
-        writeln!(out, "    {}:{}  {}", u.file.display(), u.line, u.reason)?;
+        writeln!(out, "    {}:{}  {}", display::path(&u.file), u.line, u.reason)?;
     }
     if !r.not_rewritable.is_empty() {
         writeln!(out, "  cannot rewrite:  {}", r.not_rewritable.len())?;
         for n in &r.not_rewritable {
-            writeln!(out, "    {}:{}  {}", n.file.display(), n.line, n.reason)?;
+            writeln!(out, "    {}:{}  {}", display::path(&n.file), n.line, n.reason)?;
         }
     }
     Ok(())
@@ -130,18 +131,18 @@ pub fn secrets(store: &Store, paths: &[PathBuf], json: bool) -> eyre::Result<()>
     for file in &found.unparsed {
         eprintln!(
             "Warning: {}: not JSON keyturn can read, so its password steps and connection strings are not listed",
-            file.display()
+            display::path(file)
         );
     }
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?;
+        writeln!(out, "{}", display::json(&found)?)?;
         return Ok(());
     }
     for project in &found.projects {
         let what =
             if project.test_studio { "Test Studio project" } else { "not a Test Studio project (no Settings.aiis)" };
-        writeln!(out, "{}  ({what})", project.path.display())?;
+        writeln!(out, "{}  ({what})", display::path(&project.path))?;
         let items: Vec<_> = found.items.iter().filter(|i| i.project == project.path).collect();
         if items.is_empty() {
             writeln!(out, "  no secrets found")?;
@@ -204,7 +205,7 @@ pub fn list(store: &Store) -> eyre::Result<()> {
             "no git"
         };
         let kind = if inventory::is_test_studio_project(&dir) { "\tTest Studio project" } else { "" };
-        writeln!(out, "{}\t{state}{kind}", dir.display())?;
+        writeln!(out, "{}\t{state}{kind}", display::path(&dir))?;
     }
     Ok(())
 }

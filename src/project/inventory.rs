@@ -130,7 +130,7 @@ impl Item {
     }
 
     fn text(&self, file: &Path) -> String {
-        let mut text = format!("{}:{}  {}", file.display(), self.line, self.kind.name());
+        let mut text = format!("{}:{}  {}", crate::display::path(file), self.line, self.kind.name());
         let context: Vec<&str> = [&self.test, &self.step].into_iter().flatten().map(String::as_str).collect();
         if !context.is_empty() {
             text.push_str("  ");
@@ -325,15 +325,15 @@ fn stem(file: &Path) -> String {
     file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-/// Text from a project file made safe to show: control characters (an
-/// escape sequence in a test title) replaced, and every plain-text secret of
-/// the file masked.
+/// Text from a project file made safe to show: every plain-text secret of
+/// the file masked, then what would act on a terminal or draw nothing (an
+/// escape sequence in a test title) escaped by the one display filter.
 fn display_text(text: &str, masks: &[String]) -> String {
-    let mut out: String = text.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect();
+    let mut out = text.to_string();
     for secret in masks {
         out = out.replace(secret.as_str(), MASK);
     }
-    out
+    crate::display::escaped(&out)
 }
 
 /// A secret found in the JSON, by byte offset.

@@ -576,7 +576,9 @@ fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
     let unreadable: Vec<String> = reports
         .iter()
         .flat_map(|r| {
-            r.unreadable.iter().map(move |u| format!("{}:{} ({})", r.project.join(&u.file).display(), u.line, u.reason))
+            r.unreadable
+                .iter()
+                .map(move |u| format!("{}:{} ({})", crate::display::path(&r.project.join(&u.file)), u.line, u.reason))
         })
         .collect();
     let stuck: Vec<String> = reports
@@ -584,7 +586,7 @@ fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
         .flat_map(|r| {
             r.not_rewritable
                 .iter()
-                .map(move |n| format!("{}:{} ({})", r.project.join(&n.file).display(), n.line, n.reason))
+                .map(move |n| format!("{}:{} ({})", crate::display::path(&r.project.join(&n.file)), n.line, n.reason))
         })
         .collect();
     if unreadable.is_empty() && stuck.is_empty() {
