@@ -104,7 +104,11 @@ fn generate(root: &Path) -> usize {
     for r in 0..RESX {
         let mut text = String::from("\u{FEFF}<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<root>\r\n");
         for v in 0..PER_RESX {
-            let _ = write!(text, "  <data name=\"Secret{v}\" xml:space=\"preserve\">\r\n    <value>{}</value>\r\n  </data>\r\n", seal(tokens));
+            let _ = write!(
+                text,
+                "  <data name=\"Secret{v}\" xml:space=\"preserve\">\r\n    <value>{}</value>\r\n  </data>\r\n",
+                seal(tokens)
+            );
             tokens += 1;
         }
         text.push_str("  <data name=\"Label\"><value>Überprüfung</value></data>\r\n</root>\r\n");
