@@ -33,17 +33,21 @@ const BINARY_PROBE: usize = 8 * 1024;
 const SKIPPED_DIRS: [&str; 3] = [".git", ".svn", ".hg"];
 
 /// Where each token candidate is in `text`: every run starting `ktsec:`, up
-/// to the first byte outside the token alphabet, or the third `:` after the
+/// to the first byte outside the token alphabet, the third `:` after the
 /// prefix (a token has three fields, version, key id and body, so a colon
-/// after the body is the text's own: YAML `key: TOKEN:` or `TOKEN:8080`).
-/// No boundary is required before it (`user:TOKEN@host`, `x=TOKEN`): a
-/// missed token would be a lost value after a purge, a look-alike is only
-/// reported.
+/// after the body is the text's own: YAML `key: TOKEN:` or `TOKEN:8080`),
+/// or the next `ktsec:` (two tokens glued together are two tokens; a token's
+/// body holds no `:`, so this never cuts a real one). Candidates never
+/// overlap. No boundary is required before one (`user:TOKEN@host`,
+/// `x=TOKEN`): a missed token would be a lost value after a purge, a
+/// look-alike is only reported.
 pub fn find_tokens(text: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
-    memchr::memmem::find_iter(text, token::PREFIX.as_bytes()).map(move |start| {
+    let mut starts = memchr::memmem::find_iter(text, token::PREFIX.as_bytes()).peekable();
+    std::iter::from_fn(move || {
+        let start = starts.next()?;
         let mut colons = 0;
-        let rest = &text[start + token::PREFIX.len()..];
-        let len = rest
+        let body = start + token::PREFIX.len();
+        let len = text[body..]
             .iter()
             .take_while(|b| match **b {
                 b':' => {
@@ -53,7 +57,8 @@ pub fn find_tokens(text: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
                 b => is_token_byte(b),
             })
             .count();
-        start..start + token::PREFIX.len() + len
+        let end = starts.peek().map_or(body + len, |next| (body + len).min(*next));
+        Some(start..end)
     })
 }
 
@@ -622,6 +627,10 @@ mod tests {
         // A look-alike with too many fields ends at its third colon too.
         let odd: Vec<&[u8]> = find_tokens(b"ktsec:1:2:3:4").map(|r| &b"ktsec:1:2:3:4"[r]).collect();
         assert_eq!(odd, vec![b"ktsec:1:2:3".as_slice()]);
+        // Glued tokens are two candidates that do not overlap, both found.
+        let glued = format!("{t}{t}:ktsec:{t}");
+        let found: Vec<&str> = find_tokens(glued.as_bytes()).map(|r| &glued[r]).collect();
+        assert_eq!(found, vec![t.as_str(), t.as_str(), "ktsec:", t.as_str()]);
     }
 
     #[test]

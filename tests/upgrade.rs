@@ -595,6 +595,7 @@ fn project_report(
         "upgraded": upgraded,
         "files_rewritten": rewritten,
         "unreadable": [],
+        "not_rewritable": [],
     })
 }
 

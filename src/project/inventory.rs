@@ -215,10 +215,17 @@ pub fn for_checklist(roots: &[PathBuf], ring: &Keyring) -> ChecklistLines {
                     Kind::KeyturnToken => {}
                 }
             }
+            // Files that are not JSON (older or hand-made tests) are named
+            // where there is something to redo anyway; alone they do not
+            // make a step (`projects secrets` warns of them).
             for file in &found.unparsed {
-                let line = format!("{}: not JSON keyturn can read: check it in Test Studio", file.display());
-                lines.password_steps.push(line.clone());
-                lines.connection_strings.push(line);
+                let line =
+                    format!("{}: not JSON keyturn can read: check it in Test Studio", crate::display::path(file));
+                for list in [&mut lines.password_steps, &mut lines.connection_strings] {
+                    if !list.is_empty() {
+                        list.push(line.clone());
+                    }
+                }
             }
         }
         Err(e) => {
@@ -277,6 +284,9 @@ fn scan_text(base: &Item, bytes: &[u8], ring: &Keyring) -> (Vec<Item>, bool) {
             None => (0, bytes),
         };
         parsed = match std::str::from_utf8(body) {
+            // The parser and the walk recurse: a file nested deeper than
+            // any real test is not parsed, rather than overflow the stack.
+            Ok(_) if nesting(body) > MAX_NESTING => false,
             Ok(text) => match parse_to_ast(text, &CollectOptions::default(), &ParseOptions::default()) {
                 Ok(result) => {
                     if let Some(value) = &result.value {
@@ -492,6 +502,35 @@ fn is_only_token(text: &str) -> bool {
     found.next().is_some_and(|r| r == (0..text.len()))
 }
 
+/// Real tests nest a few dozen levels; this is far beyond.
+const MAX_NESTING: usize = 256;
+
+/// How deep `[` and `{` nest in the JSON text `bytes` (outside strings).
+fn nesting(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Byte offsets to lines.
 struct LineIndex {
     starts: Vec<usize>,
@@ -582,6 +621,11 @@ mod tests {
         );
         let (_, parsed) = scan_text(&base, b"{ not json", &ring);
         assert!(!parsed);
+        // Hostile nesting is refused before the parser recurses into it.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let (_, parsed) = scan_text(&base, deep.as_bytes(), &ring);
+        assert!(!parsed);
+        assert_eq!(nesting(br#"{"a": "[[[{", "b": [{"c": "\"]"}]}"#), 3);
         let index = LineIndex::new(b"a\nb\r\nc");
         assert_eq!((index.line(0), index.line(2), index.line(5)), (1, 2, 3));
     }
