@@ -157,9 +157,10 @@ fn main() {
         let root = dir.path().join("Suite");
         tokens = generate(&root);
         let roots = vec![root.clone()];
-        let (listed, _) = project::text_files(&root).expect("files");
+        let listed: Vec<_> =
+            walkdir::WalkDir::new(&root).into_iter().flatten().filter(|e| e.file_type().is_file()).collect();
         files = listed.len();
-        bytes = listed.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+        bytes = listed.iter().map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)).sum();
 
         let start = Instant::now();
         let found = inventory::inventory(&roots, &ring).expect("inventory");

@@ -221,10 +221,10 @@ fn upgrade(store: &Store) -> Change {
     if roots.is_empty() {
         return Change::Skip("no project is registered here".into());
     }
-    let result = store
-        .lock("join upgrade")
-        .map_err(|e| e.to_string())
-        .and_then(|_lock| project::upgrade(&roots, &store.keyring(), false, &mut |_| {}).map_err(|e| e.to_string()));
+    let result = store.lock("join upgrade").map_err(|e| e.to_string()).and_then(|_lock| {
+        let ring = store.keyring_now().map_err(|e| e.to_string())?;
+        project::upgrade(&roots, &ring, false, &mut |_| {}).map_err(|e| e.to_string())
+    });
     match result {
         Err(e) => Change::Fail(format!("the upgrade stopped: {e}")),
         Ok(reports) => {
@@ -233,11 +233,17 @@ fn upgrade(store: &Store) -> Change {
             let unreadable: Vec<String> = reports
                 .iter()
                 .flat_map(|r| {
-                    let unreadable = r.unreadable.iter().map(|u| (&u.file, u.line, ""));
-                    let stuck = r.not_rewritable.iter().map(|n| (&n.file, n.line, " (cannot be rewritten there)"));
-                    unreadable.chain(stuck).map(move |(file, line, note)| {
-                        format!("{}:{line}{note}", crate::display::path(&r.project.join(file)))
-                    })
+                    r.unreadable
+                        .iter()
+                        .map(move |u| format!("{}:{}", crate::display::path(&r.project.join(&u.file)), u.line))
+                        .chain(r.skipped.iter().map(move |f| {
+                            format!(
+                                "{} (skipped: {}, {} tokens)",
+                                crate::display::path(&r.project.join(&f.file)),
+                                f.reason,
+                                f.tokens
+                            )
+                        }))
                 })
                 .collect();
             let summary = format!("{upgraded} tokens re-encrypted, {current} already current");

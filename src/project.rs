@@ -9,72 +9,33 @@
 //! it was or upgraded, both readable through the keyring, so a rerun finishes
 //! the job, and a run after a complete one writes nothing.
 
-use std::fs;
+pub mod archive;
+pub mod files;
+pub mod inventory;
+pub mod sample;
+pub mod text;
+
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
+use crate::fault;
 use crate::store::atomic;
 use crate::token::{self, Keyring, ParsedToken, TokenError};
+use files::{FileId, Outcome, Refused};
+pub use text::{Encoding, find_tokens, find_tokens_with_lines};
 
-pub mod archive;
-pub mod inventory;
-pub mod sample;
-
-/// Files larger than this are not scanned (they are not the XML, CSV and
-/// JSON files tokens live in).
+/// Files larger than this are not read as text (they are not the XML, CSV
+/// and JSON files tokens live in); they are still searched for tokens.
 pub const MAX_FILE: u64 = 32 * 1024 * 1024;
-/// A file with a NUL byte in its first this many bytes is binary.
+/// A file with a NUL byte in its first this many bytes is binary (unless it
+/// starts with a UTF-16 byte-order mark).
 const BINARY_PROBE: usize = 8 * 1024;
 /// Version-control folders, never scanned.
 const SKIPPED_DIRS: [&str; 3] = [".git", ".svn", ".hg"];
-
-/// Where each token candidate is in `text`: every run starting `ktsec:`, up
-/// to the first byte outside the token alphabet, the third `:` after the
-/// prefix (a token has three fields, version, key id and body, so a colon
-/// after the body is the text's own: YAML `key: TOKEN:` or `TOKEN:8080`),
-/// or the next `ktsec:` (two tokens glued together are two tokens; a token's
-/// body holds no `:`, so this never cuts a real one). Candidates never
-/// overlap. No boundary is required before one (`user:TOKEN@host`,
-/// `x=TOKEN`): a missed token would be a lost value after a purge, a
-/// look-alike is only reported.
-pub fn find_tokens(text: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
-    let mut starts = memchr::memmem::find_iter(text, token::PREFIX.as_bytes()).peekable();
-    std::iter::from_fn(move || {
-        let start = starts.next()?;
-        let mut colons = 0;
-        let body = start + token::PREFIX.len();
-        let len = text[body..]
-            .iter()
-            .take_while(|b| match **b {
-                b':' => {
-                    colons += 1;
-                    colons <= 2
-                }
-                b => is_token_byte(b),
-            })
-            .count();
-        let end = starts.peek().map_or(body + len, |next| (body + len).min(*next));
-        Some(start..end)
-    })
-}
-
-/// [`find_tokens`] with the line (from 1) each candidate starts on.
-pub fn find_tokens_with_lines(text: &[u8]) -> impl Iterator<Item = (Range<usize>, usize)> + '_ {
-    let (mut line, mut counted_to) = (1, 0);
-    find_tokens(text).map(move |range| {
-        line += memchr::memchr_iter(b'\n', &text[counted_to..range.start]).count();
-        counted_to = range.start;
-        (range, line)
-    })
-}
-
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b':'
-}
 
 /// A token that could not be opened: a password step to re-record or a
 /// connection string to re-enter.
@@ -91,6 +52,59 @@ pub struct Unreadable {
 
 fn display<S: serde::Serializer, T: std::fmt::Display>(value: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(value)
+}
+
+/// Why a file was not read or not rewritten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SkipReason {
+    /// A NUL byte and no UTF-16 byte-order mark.
+    Binary,
+    /// Larger than [`MAX_FILE`].
+    TooLarge,
+    /// A symbolic link (or a Windows reparse point): never followed.
+    Link,
+    /// A device, pipe or socket.
+    NotRegular,
+    /// Replaced by a link or another file while the upgrade ran.
+    Swapped,
+    /// Changed by another program while the upgrade ran.
+    Changed,
+    /// Inside a zip where keyturn does not rewrite (`file!/entry`).
+    InArchive,
+    /// In a folder keyturn cannot write into.
+    ReadOnlyFolder,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SkipReason::Binary => "binary: it has a NUL byte and no UTF-16 byte-order mark",
+            SkipReason::TooLarge => "larger than 32 MiB",
+            SkipReason::Link => "a link, never followed",
+            SkipReason::NotRegular => "not a regular file",
+            SkipReason::Swapped => "replaced by a link or another file while the upgrade ran; run it again",
+            SkipReason::Changed => "changed by another program while the upgrade ran; run it again",
+            SkipReason::InArchive => {
+                "inside a zip archive keyturn does not rewrite (it rewrites the XML parts of .xlsx workbooks only): move the value out of the archive, or re-enter it there sealed under the active key (keyturn encrypt)"
+            }
+            SkipReason::ReadOnlyFolder => {
+                "its folder is read-only, so the file cannot be replaced (a source-control server workspace?): make the folder writable (or check the file out) and run the upgrade again"
+            }
+        })
+    }
+}
+
+/// A file the upgrade did not read or did not rewrite, which holds tokens
+/// (or may: one swapped or changed meanwhile).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SkippedFile {
+    /// The file, relative to the project.
+    pub file: PathBuf,
+    /// Why it was skipped.
+    pub reason: SkipReason,
+    /// How many token prefixes it holds (UTF-8 or UTF-16).
+    pub tokens: usize,
 }
 
 /// What an upgrade found and did in one project.
@@ -112,21 +126,20 @@ pub struct ProjectReport {
     pub files_rewritten: usize,
     /// Tokens that cannot be opened, each with its place and reason.
     pub unreadable: Vec<Unreadable>,
-    /// Tokens under a retired key that keyturn cannot rewrite where they
-    /// sit (inside a zip it does not rewrite, in a read-only folder), each
-    /// with its place and reason: work for a person.
-    pub not_rewritable: Vec<NotRewritable>,
+    /// Skipped files that hold tokens, and files swapped or changed while
+    /// the upgrade ran: work that remains.
+    pub skipped: Vec<SkippedFile>,
+    /// Rewritten files that had other hard links: those other names keep
+    /// the old content (a rewrite replaces the file, not the link).
+    pub hard_links_broken: Vec<PathBuf>,
 }
 
-/// A token under a retired key that keyturn cannot rewrite where it is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct NotRewritable {
-    /// The file, relative to the project (`file!/entry` inside a zip).
-    pub file: PathBuf,
-    /// The line, counting from 1 (in the zip entry, inside a zip).
-    pub line: usize,
-    /// Why, and what to do.
-    pub reason: String,
+impl ProjectReport {
+    /// Whether work remains for a person: tokens that cannot be opened, or
+    /// skipped files that hold tokens.
+    pub fn unfinished(&self) -> bool {
+        !self.unreadable.is_empty() || !self.skipped.is_empty()
+    }
 }
 
 /// Progress of a long upgrade, for a progress bar.
@@ -149,101 +162,133 @@ pub enum ProjectError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}: not a directory; name a project directory", path.display())]
     NotADirectory { path: PathBuf },
-    #[error("{}: {source}", path.display())]
-    Archive { path: PathBuf, source: archive::ArchiveError },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProjectError + '_ {
     move |source| ProjectError::Io { path: path.to_path_buf(), source }
 }
 
-/// The text files of a project, and how many files were skipped.
-pub fn text_files(root: &Path) -> Result<(Vec<PathBuf>, usize), ProjectError> {
+/// A file found by the walk: where, and what it and its directory were.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The file.
+    pub path: PathBuf,
+    id: FileId,
+    dir_id: FileId,
+}
+
+/// A project's files: the regular files to read, and the others.
+struct Walk {
+    /// The directory walked (the project, with links in its path resolved).
+    root: PathBuf,
+    entries: Vec<Entry>,
+    /// Links and special files: never opened.
+    others: Vec<(PathBuf, SkipReason)>,
+}
+
+/// Lists a project's files without following a link.
+fn walk(root: &Path) -> Result<Walk, ProjectError> {
     if !root.is_dir() {
         return Err(ProjectError::NotADirectory { path: root.to_path_buf() });
     }
-    let mut files = Vec::new();
-    let mut skipped = 0;
-    let walk = walkdir::WalkDir::new(root)
+    // The project's own path may lead through links (a registered path);
+    // inside it, nothing is followed.
+    let real = std::fs::canonicalize(root).map_err(io(root))?;
+    let mut dirs: HashMap<PathBuf, FileId> = HashMap::new();
+    let mut walk = Walk { root: real.clone(), entries: Vec::new(), others: Vec::new() };
+    let entries = walkdir::WalkDir::new(&real)
         .follow_links(false)
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| !(e.file_type().is_dir() && SKIPPED_DIRS.iter().any(|d| e.file_name() == *d)));
-    for entry in walk {
+    for entry in entries {
         let entry = entry.map_err(|e| {
             let path = e.path().unwrap_or(root).to_path_buf();
             ProjectError::Io { path, source: e.into() }
         })?;
         let kind = entry.file_type();
+        let meta =
+            || entry.metadata().map_err(|e| ProjectError::Io { path: entry.path().to_path_buf(), source: e.into() });
         if kind.is_dir() {
+            dirs.insert(entry.path().to_path_buf(), FileId::of(&meta()?));
             continue;
         }
-        // Links are never followed: one may lead out of the project. A
-        // writer's temporary file, left by a kill, is not part of it.
-        if !kind.is_file() || atomic::is_temporary(entry.file_name()) {
-            skipped += 1;
+        // A writer's temporary file, left by a kill, is not part of it.
+        if atomic::is_temporary(entry.file_name()) && kind.is_file() {
             continue;
         }
-        let len = entry
-            .metadata()
-            .map_err(|e| ProjectError::Io { path: entry.path().to_path_buf(), source: e.into() })?
-            .len();
-        if len > MAX_FILE {
-            skipped += 1;
+        if kind.is_symlink() {
+            walk.others.push((entry.into_path(), SkipReason::Link));
             continue;
         }
-        files.push(entry.into_path());
+        if !kind.is_file() {
+            walk.others.push((entry.into_path(), SkipReason::NotRegular));
+            continue;
+        }
+        // A file moved away since it was listed is not part of the project.
+        let id = match entry.metadata() {
+            Ok(meta) => FileId::of(&meta),
+            Err(e) if e.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) => continue,
+            Err(e) => return Err(ProjectError::Io { path: entry.path().to_path_buf(), source: e.into() }),
+        };
+        let Some(dir_id) = entry.path().parent().and_then(|d| dirs.get(d)).copied() else { continue };
+        walk.entries.push(Entry { path: entry.into_path(), id, dir_id });
     }
-    Ok((files, skipped))
+    Ok(walk)
 }
 
-/// What a project file holds, as far as tokens go.
-enum Content {
-    Text(Vec<u8>),
-    /// A zip archive (a workbook, an image store, ...).
-    Zip(Vec<u8>),
-    /// Binary, or grown too large since it was listed.
-    Other,
+/// What one look at a file found.
+enum Look {
+    /// Text, with its encoding, as read.
+    Text(Box<files::Opened>, Encoding),
+    /// Not read as text: why, and the token texts found in it anyway.
+    Skipped(SkipReason, Vec<String>),
+    /// A zip archive (a workbook, an image store), as read.
+    Zip(Box<files::Opened>),
 }
 
-fn read_content(path: &Path) -> Result<Content, ProjectError> {
-    let file = fs::File::open(path).map_err(io(path))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1).read_to_end(&mut bytes).map_err(io(path))?;
-    let probe = &bytes[..bytes.len().min(BINARY_PROBE)];
-    Ok(if bytes.len() as u64 > MAX_FILE {
-        Content::Other
-    } else if archive::is_zip(&bytes) {
-        Content::Zip(bytes)
-    } else if memchr::memchr(0, probe).is_some() {
-        Content::Other
-    } else {
-        Content::Text(bytes)
-    })
-}
-
-/// Why keyturn cannot replace a file where it is, if it cannot: a
-/// read-only folder (a rename into it fails) cannot take the new file.
-fn cannot_replace(path: &Path) -> Option<&'static str> {
-    let dir = path.parent()?;
-    if writable_dir(dir) {
-        return None;
+/// Opens a file the walk found (never through a link) and tells text from
+/// the rest; tokens in the rest are still found.
+fn look(entry: &Entry) -> Result<Look, ProjectError> {
+    let path = &entry.path;
+    let (file, opened) = match files::open(path, &entry.id, &entry.dir_id, MAX_FILE).map_err(io(path))? {
+        Outcome::Done(done) => done,
+        Outcome::Refused(_) => return Ok(Look::Skipped(SkipReason::Swapped, Vec::new())),
+    };
+    if opened.bytes.len() as u64 > MAX_FILE {
+        let count = count_rest(file, &opened.bytes).map_err(io(path))?;
+        return Ok(Look::Skipped(SkipReason::TooLarge, vec![String::new(); count]));
     }
-    Some(
-        "its folder is read-only, so the file cannot be replaced (a source-control server workspace?): make the folder writable (or check the file out) and run the upgrade again",
-    )
+    if archive::is_zip(&opened.bytes) {
+        return Ok(Look::Zip(Box::new(opened)));
+    }
+    let encoding = Encoding::sniff(&opened.bytes);
+    let probe = &opened.bytes[..opened.bytes.len().min(BINARY_PROBE)];
+    if encoding == Encoding::Utf8 && memchr::memchr(0, probe).is_some() {
+        return Ok(Look::Skipped(SkipReason::Binary, text::tokens_in_binary(&opened.bytes)));
+    }
+    Ok(Look::Text(Box::new(opened), encoding))
 }
 
-#[cfg(unix)]
-fn writable_dir(dir: &Path) -> bool {
-    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok()
-}
-
-/// On Windows a folder's read-only attribute does not stop a rename into
-/// it; the ACL decides, and the rename reports it.
-#[cfg(not(unix))]
-fn writable_dir(_dir: &Path) -> bool {
-    true
+/// Counts the token prefixes in a large file, `start` then the rest of
+/// `file`, a chunk at a time.
+fn count_rest(mut file: std::fs::File, start: &[u8]) -> std::io::Result<usize> {
+    const CHUNK: usize = 1 << 20;
+    let keep = text::PREFIX_BYTES - 1;
+    let mut count = text::count_prefixes(start);
+    let mut buffer = start[start.len().saturating_sub(keep)..].to_vec();
+    loop {
+        let carried = buffer.len();
+        buffer.resize(carried + CHUNK, 0);
+        let n = file.read(&mut buffer[carried..])?;
+        buffer.truncate(carried + n);
+        if n == 0 {
+            return Ok(count);
+        }
+        // Only prefixes that end in the new bytes: the carried ones counted.
+        count += text::count_prefixes(&buffer) - text::count_prefixes(&buffer[..carried]);
+        buffer.drain(..buffer.len().saturating_sub(keep));
+    }
 }
 
 enum Verdict {
@@ -252,106 +297,255 @@ enum Verdict {
     Unreadable(TokenError),
 }
 
-fn judge(ring: &Keyring, candidate: &[u8]) -> Verdict {
-    let Ok(text) = std::str::from_utf8(candidate) else {
-        return Verdict::Unreadable(TokenError::Malformed("not text"));
-    };
-    let parsed = match ParsedToken::parse(text) {
+fn judge(ring: &Keyring, candidate: &str) -> Verdict {
+    let parsed = match ParsedToken::parse(candidate) {
         Ok(parsed) => parsed,
         Err(e) => return Verdict::Unreadable(e),
     };
     if ring.is_current(&parsed) {
         return Verdict::Current;
     }
-    match ring.open(text) {
+    match ring.open(candidate) {
         Ok(_) => Verdict::Upgrade,
         Err(e) => Verdict::Unreadable(e),
     }
 }
 
+/// Where tokens sealed under one key are found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// How many tokens.
+    pub count: usize,
+    /// The first few places, as `file:line` (or the file, for a skipped one).
+    pub places: Vec<String>,
+}
+
+impl Usage {
+    fn add(&mut self, place: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.places.len() < USAGE_PLACES {
+            self.places.push(place());
+        }
+    }
+}
+
+/// How many places [`Usage`] keeps per key.
+const USAGE_PLACES: usize = 10;
+
+/// What pass 1 found: the reports, the files to rewrite, and which keys the
+/// tokens were sealed under (what a purge decides from).
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// One report per project.
+    pub reports: Vec<ProjectReport>,
+    /// Per project, the files holding tokens to upgrade.
+    plans: Vec<Vec<Entry>>,
+    /// Per key id, the tokens sealed under it.
+    pub usage: BTreeMap<token::KeyId, Usage>,
+    /// Tokens in skipped files whose key cannot be told (a file too large
+    /// to read, a token cut): they may be under any key.
+    pub unknown: Usage,
+}
+
+/// Pass 1: reads every file of the projects at `roots`, one at a time, and
+/// finds out which tokens are current, which can be upgraded and which
+/// cannot be opened, and which skipped files hold tokens; writes nothing.
+pub fn scan(roots: &[PathBuf], ring: &Keyring, progress: &mut dyn FnMut(Progress)) -> Result<Scan, ProjectError> {
+    let mut scan = Scan::default();
+    let mut walks = Vec::new();
+    for root in roots {
+        walks.push((root, walk(root)?));
+    }
+    let total: usize = walks.iter().map(|(_, w)| w.entries.len()).sum();
+    let (mut done, mut tokens_seen) = (0, 0);
+    for (root, walk) in walks {
+        let relative = |path: &Path| path.strip_prefix(&walk.root).unwrap_or(path).to_path_buf();
+        let mut report = ProjectReport { project: root.clone(), ..Default::default() };
+        report.files_skipped = walk.others.len();
+        let mut to_rewrite = Vec::new();
+        for entry in walk.entries {
+            done += 1;
+            let tokens_before = report.tokens;
+            match look(&entry)? {
+                Look::Skipped(reason, tokens) => {
+                    report.files_skipped += 1;
+                    let file = relative(&entry.path);
+                    for t in &tokens {
+                        let id = ParsedToken::parse(t).ok().map(|p| p.key_id());
+                        let place = || format!("{} (skipped: {reason})", crate::display::path(&entry.path));
+                        match id {
+                            Some(id) => scan.usage.entry(id).or_default().add(place),
+                            None => scan.unknown.add(place),
+                        }
+                    }
+                    if !tokens.is_empty() || reason == SkipReason::Swapped {
+                        report.skipped.push(SkippedFile { file, reason, tokens: tokens.len() });
+                    }
+                }
+                Look::Text(opened, encoding) => {
+                    report.files_scanned += 1;
+                    let mut upgrades = 0;
+                    for found in text::tokens(&opened.bytes, encoding) {
+                        report.tokens += 1;
+                        if let Ok(id) = ParsedToken::parse(&found.text).map(|p| p.key_id()) {
+                            let place = || format!("{}:{}", crate::display::path(&entry.path), found.line);
+                            scan.usage.entry(id).or_default().add(place);
+                        }
+                        match judge(ring, &found.text) {
+                            Verdict::Current => report.current += 1,
+                            Verdict::Upgrade => upgrades += 1,
+                            Verdict::Unreadable(reason) => {
+                                let file = relative(&entry.path);
+                                report.unreadable.push(Unreadable { file, line: found.line, reason });
+                            }
+                        }
+                    }
+                    if upgrades > 0 && !writable_dir(&entry.path) {
+                        let file = relative(&entry.path);
+                        report.skipped.push(SkippedFile { file, reason: SkipReason::ReadOnlyFolder, tokens: upgrades });
+                    } else if upgrades > 0 {
+                        report.upgraded += upgrades;
+                        report.files_rewritten += 1;
+                        to_rewrite.push(entry);
+                    }
+                }
+                Look::Zip(opened) => {
+                    let rel = relative(&entry.path);
+                    if check_archive(&entry.path, &rel, &opened.bytes, ring, &mut report, &mut scan) {
+                        to_rewrite.push(entry);
+                    }
+                }
+            }
+            tokens_seen += report.tokens - tokens_before;
+            progress(Progress { pass: 1, files_done: done, files_total: total, tokens: tokens_seen });
+        }
+        // Links and special files are never opened: their tokens (if any)
+        // are in the files they name, which are scanned where they are
+        // inside a project.
+        scan.reports.push(report);
+        scan.plans.push(to_rewrite);
+    }
+    Ok(scan)
+}
+
+/// Judges the tokens inside the zip `bytes` (the file at `path`, `rel` in
+/// its project) into `report` and `scan`; whether the file is to be
+/// rewritten. Tokens where keyturn does not rewrite are listed as skipped
+/// per entry (`file!/entry`); a zip keyturn cannot read is skipped like any
+/// binary file, with the tokens its raw bytes show.
+fn check_archive(
+    path: &Path,
+    rel: &Path,
+    bytes: &[u8],
+    ring: &Keyring,
+    report: &mut ProjectReport,
+    scan: &mut Scan,
+) -> bool {
+    let Ok(found) = archive::scan(path, bytes) else {
+        report.files_skipped += 1;
+        let tokens = text::tokens_in_binary(bytes);
+        if !tokens.is_empty() {
+            report.skipped.push(SkippedFile {
+                file: rel.to_path_buf(),
+                reason: SkipReason::Binary,
+                tokens: tokens.len(),
+            });
+        }
+        for t in tokens {
+            let place = || format!("{} (skipped: {})", crate::display::path(path), SkipReason::Binary);
+            match ParsedToken::parse(&t).ok().map(|p| p.key_id()) {
+                Some(id) => scan.usage.entry(id).or_default().add(place),
+                None => scan.unknown.add(place),
+            }
+        }
+        return false;
+    };
+    report.files_scanned += 1;
+    let writable = writable_dir(path);
+    let mut upgrades = 0;
+    let mut stuck: BTreeMap<(String, SkipReason), usize> = BTreeMap::new();
+    for found in found.tokens {
+        report.tokens += 1;
+        let place = archive::place(path, &found.entry);
+        if let Ok(id) = ParsedToken::parse(&found.token).map(|p| p.key_id()) {
+            let place = || format!("{}:{}", crate::display::path(&place), found.line);
+            scan.usage.entry(id).or_default().add(place);
+        }
+        // A token keyturn cannot rewrite is work for a person whatever its key.
+        if !found.rewritable {
+            *stuck.entry((found.entry.clone(), SkipReason::InArchive)).or_default() += 1;
+            continue;
+        }
+        match judge(ring, &found.token) {
+            Verdict::Current => report.current += 1,
+            Verdict::Upgrade if !writable => {
+                *stuck.entry((found.entry.clone(), SkipReason::ReadOnlyFolder)).or_default() += 1;
+            }
+            Verdict::Upgrade => upgrades += 1,
+            Verdict::Unreadable(reason) => {
+                let file = archive::place(rel, &found.entry);
+                report.unreadable.push(Unreadable { file, line: found.line, reason });
+            }
+        }
+    }
+    for ((entry, reason), tokens) in stuck {
+        report.skipped.push(SkippedFile { file: archive::place(rel, &entry), reason, tokens });
+    }
+    if upgrades > 0 {
+        report.upgraded += upgrades;
+        report.files_rewritten += 1;
+    }
+    upgrades > 0
+}
+
+/// Whether keyturn can replace a file in the folder of `path`: a rename
+/// into a read-only folder fails, so such a file is listed, not written.
+#[cfg(unix)]
+fn writable_dir(path: &Path) -> bool {
+    path.parent().is_none_or(|dir| rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok())
+}
+
+/// On Windows a folder's read-only attribute does not stop a rename into
+/// it; the ACL decides, and the rename reports it.
+#[cfg(not(unix))]
+fn writable_dir(_path: &Path) -> bool {
+    true
+}
+
 /// Re-encrypts every token under a retired key in the projects at `roots`
 /// under the ring's active key. With `dry_run` nothing is written. The
-/// caller holds the store's lock.
+/// caller holds the store's lock and read the ring under it.
 pub fn upgrade(
     roots: &[PathBuf],
     ring: &Keyring,
     dry_run: bool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<ProjectReport>, ProjectError> {
-    let mut reports = Vec::new();
-    let mut plans = Vec::new();
-    // Pass 1: find out what can and cannot be decrypted; write nothing.
-    let mut listed = Vec::new();
-    for root in roots {
-        let (files, skipped) = text_files(root)?;
-        listed.push((root, files, skipped));
-    }
-    let total: usize = listed.iter().map(|(_, files, _)| files.len()).sum();
-    let (mut done, mut tokens_seen) = (0, 0);
-    for (root, files, skipped) in listed {
-        let mut report = ProjectReport { project: root.clone(), files_skipped: skipped, ..Default::default() };
-        let mut to_rewrite = Vec::new();
-        for path in files {
-            done += 1;
-            let bytes = match read_content(&path)? {
-                Content::Text(bytes) => bytes,
-                Content::Zip(bytes) => {
-                    let tokens_before = report.tokens;
-                    if check_archive(root, &path, &bytes, ring, &mut report) {
-                        to_rewrite.push(path);
-                    }
-                    tokens_seen += report.tokens - tokens_before;
-                    progress(Progress { pass: 1, files_done: done, files_total: total, tokens: tokens_seen });
-                    continue;
-                }
-                Content::Other => {
-                    report.files_skipped += 1;
-                    continue;
-                }
-            };
-            report.files_scanned += 1;
-            let tokens_before = report.tokens;
-            let mut upgrades = 0;
-            for (range, line) in find_tokens_with_lines(&bytes) {
-                report.tokens += 1;
-                match judge(ring, &bytes[range]) {
-                    Verdict::Current => report.current += 1,
-                    Verdict::Upgrade => upgrades += 1,
-                    Verdict::Unreadable(reason) => {
-                        let file = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-                        report.unreadable.push(Unreadable { file, line, reason });
-                    }
-                }
-            }
-            tokens_seen += report.tokens - tokens_before;
-            if upgrades > 0
-                && let Some(reason) = cannot_replace(&path)
-            {
-                let file = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-                for (range, line) in find_tokens_with_lines(&bytes) {
-                    if matches!(judge(ring, &bytes[range]), Verdict::Upgrade) {
-                        report.not_rewritable.push(NotRewritable { file: file.clone(), line, reason: reason.into() });
-                    }
-                }
-            } else if upgrades > 0 {
-                report.upgraded += upgrades;
-                report.files_rewritten += 1;
-                to_rewrite.push(path);
-            }
-            progress(Progress { pass: 1, files_done: done, files_total: total, tokens: tokens_seen });
-        }
-        reports.push(report);
-        plans.push(to_rewrite);
-    }
+    let scan = scan(roots, ring, progress)?;
     if dry_run {
-        return Ok(reports);
+        return Ok(scan.reports);
     }
-    // Pass 2: rewrite what needs it, deciding again from the file's content.
-    // A few writers at once: each file's flush waits on the disk, and the
-    // waits overlap.
+    fault::hold("upgrade scanned");
+    write(scan, ring, progress)
+}
+
+/// What pass 2 did with one file.
+enum Rewritten {
+    /// Tokens re-encrypted (0: nothing to do any more), and whether the file
+    /// had other hard links.
+    Done(usize, bool),
+    /// Left as it is.
+    Skipped(SkipReason, usize),
+}
+
+/// Pass 2: rewrites, one file at a time and crash-safely, the files holding
+/// tokens to upgrade, deciding again from their content. A few writers at
+/// once: each file's flush waits on the disk, and the waits overlap.
+fn write(scan: Scan, ring: &Keyring, progress: &mut dyn FnMut(Progress)) -> Result<Vec<ProjectReport>, ProjectError> {
+    let Scan { mut reports, plans, .. } = scan;
     let total: usize = plans.iter().map(Vec::len).sum();
     let mut cleaned = std::collections::HashSet::new();
-    for dir in plans.iter().flatten().filter_map(|p| p.parent()) {
+    for dir in plans.iter().flatten().filter_map(|e| e.path.parent()) {
         if cleaned.insert(dir.to_path_buf()) {
             // Left by an upgrade that was killed mid-write.
             atomic::remove_stale_temporaries(dir);
@@ -369,10 +563,10 @@ pub fn upgrade(
                 let sender = sender.clone();
                 let (next, files) = (&next, &files);
                 scope.spawn(move || {
-                    while let Some(path) = files.get(next.fetch_add(1, Ordering::SeqCst)) {
-                        let result = upgrade_file(path, ring);
+                    while let Some(entry) = files.get(next.fetch_add(1, Ordering::SeqCst)) {
+                        let result = upgrade_file(entry, ring);
                         let failed = result.is_err();
-                        if sender.send(result).is_err() || failed {
+                        if sender.send((entry, result)).is_err() || failed {
                             break;
                         }
                     }
@@ -380,14 +574,28 @@ pub fn upgrade(
             }
             drop(sender);
             // The writers report here, so progress is told on this thread.
-            for result in receiver {
+            for (entry, result) in receiver {
+                let file = || {
+                    let root = std::fs::canonicalize(&report.project).unwrap_or_else(|_| report.project.clone());
+                    entry.path.strip_prefix(&root).unwrap_or(&entry.path).to_path_buf()
+                };
                 match result {
-                    Ok(upgraded) => {
+                    Ok(rewritten) => {
                         done += 1;
-                        tokens_seen += upgraded;
-                        if upgraded > 0 {
-                            report.upgraded += upgraded;
-                            report.files_rewritten += 1;
+                        match rewritten {
+                            Rewritten::Done(upgraded, linked) => {
+                                tokens_seen += upgraded;
+                                if upgraded > 0 {
+                                    report.upgraded += upgraded;
+                                    report.files_rewritten += 1;
+                                    if linked {
+                                        report.hard_links_broken.push(file());
+                                    }
+                                }
+                            }
+                            Rewritten::Skipped(reason, tokens) => {
+                                report.skipped.push(SkippedFile { file: file(), reason, tokens });
+                            }
                         }
                         progress(Progress { pass: 2, files_done: done, files_total: total, tokens: tokens_seen });
                     }
@@ -402,193 +610,82 @@ pub fn upgrade(
         if let Some(e) = failure {
             return Err(e);
         }
+        report.skipped.sort_by(|a, b| a.file.cmp(&b.file));
+        report.hard_links_broken.sort();
     }
     Ok(reports)
 }
 
-/// Judges the tokens inside the zip `bytes` (the file at `path`) into
-/// `report`; whether the file is to be rewritten. A zip keyturn cannot read
-/// is skipped like any binary file.
-fn check_archive(root: &Path, path: &Path, bytes: &[u8], ring: &Keyring, report: &mut ProjectReport) -> bool {
-    let Ok(scan) = archive::scan(path, bytes) else {
-        report.files_skipped += 1;
-        return false;
-    };
-    report.files_scanned += 1;
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    let replace = cannot_replace(path);
-    let mut upgrades = 0;
-    for found in scan.tokens {
-        report.tokens += 1;
-        let file = || archive::place(rel, &found.entry);
-        match judge(ring, found.token.as_bytes()) {
-            Verdict::Current => report.current += 1,
-            Verdict::Upgrade if !found.rewritable => report.not_rewritable.push(NotRewritable {
-                file: file(),
-                line: found.line,
-                reason: "inside a zip archive keyturn does not rewrite (it rewrites the XML parts of .xlsx workbooks only): move the value out of the archive, or re-enter it there sealed under the active key (keyturn encrypt)".into(),
-            }),
-            Verdict::Upgrade => match replace {
-                Some(reason) => {
-                    report.not_rewritable.push(NotRewritable { file: file(), line: found.line, reason: reason.into() })
-                }
-                None => upgrades += 1,
-            },
-            Verdict::Unreadable(reason) => report.unreadable.push(Unreadable { file: file(), line: found.line, reason }),
-        }
-    }
-    if upgrades > 0 {
-        report.upgraded += upgrades;
-        report.files_rewritten += 1;
-    }
-    upgrades > 0
-}
-
-/// Where tokens sealed under one key are found.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// How many tokens.
-    pub count: usize,
-    /// The first few places, as `file:line`.
-    pub places: Vec<String>,
-}
-
-/// How many places [`Usage`] keeps per key.
-const USAGE_PLACES: usize = 10;
-
 /// Which keys the tokens in the projects at `roots` were sealed under.
-pub fn key_usage(roots: &[PathBuf]) -> Result<std::collections::BTreeMap<token::KeyId, Usage>, ProjectError> {
-    let mut usage = std::collections::BTreeMap::<token::KeyId, Usage>::new();
-    for root in roots {
-        let (files, _) = text_files(root)?;
-        for path in files {
-            let mut note = |token: &[u8], place: &dyn Fn() -> String| {
-                let Some(id) =
-                    std::str::from_utf8(token).ok().and_then(|t| ParsedToken::parse(t).ok()).map(|p| p.key_id())
-                else {
-                    return;
-                };
-                let entry = usage.entry(id).or_default();
-                entry.count += 1;
-                if entry.places.len() < USAGE_PLACES {
-                    entry.places.push(place());
-                }
-            };
-            match read_content(&path)? {
-                Content::Text(bytes) => {
-                    for (range, line) in find_tokens_with_lines(&bytes) {
-                        note(&bytes[range], &|| format!("{}:{line}", crate::display::path(&path)));
-                    }
-                }
-                // Tokens inside zips count too, rewritable or not: a purge
-                // must not strand them.
-                Content::Zip(bytes) => {
-                    for found in archive::scan(&path, &bytes).map(|s| s.tokens).unwrap_or_default() {
-                        let place =
-                            || format!("{}:{}", crate::display::path(&archive::place(&path, &found.entry)), found.line);
-                        note(found.token.as_bytes(), &place);
-                    }
-                }
-                Content::Other => {}
-            }
-        }
-    }
-    Ok(usage)
+pub fn key_usage(roots: &[PathBuf], ring: &Keyring) -> Result<Scan, ProjectError> {
+    scan(roots, ring, &mut |_| {})
 }
 
 /// How many files pass 2 rewrites at once.
 const WRITERS: usize = 4;
 
-/// Rewrites one file if it holds tokens to upgrade; how many it upgraded.
-fn upgrade_file(path: &Path, ring: &Keyring) -> Result<usize, ProjectError> {
-    let (rewritten, upgraded) = match read_content(path)? {
-        Content::Text(bytes) => rewrite(&bytes, ring),
-        Content::Zip(bytes) if archive::is_workbook(path) => archive::rewrite(path, &bytes, ring)
-            .map_err(|e| ProjectError::Archive { path: path.to_path_buf(), source: e })?,
-        _ => return Ok(0),
+/// Rewrites one file if it still holds tokens to upgrade: read, rewrite,
+/// then replace, if the name still holds the file that was read.
+fn upgrade_file(entry: &Entry, ring: &Keyring) -> Result<Rewritten, ProjectError> {
+    let (opened, (rewritten, upgraded)) = match look(entry)? {
+        Look::Text(opened, encoding) => {
+            let rewritten = rewrite_in(&opened.bytes, encoding, ring);
+            (opened, rewritten)
+        }
+        Look::Zip(opened) if archive::is_workbook(&entry.path) => {
+            let path = &entry.path;
+            let rewritten = archive::rewrite(path, &opened.bytes, ring)
+                .map_err(|e| ProjectError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
+            (opened, rewritten)
+        }
+        Look::Zip(_) => return Ok(Rewritten::Done(0, false)),
+        Look::Skipped(reason, tokens) => return Ok(Rewritten::Skipped(reason, tokens.len())),
     };
-    if upgraded > 0 {
-        write_like(path, &rewritten)?;
+    if upgraded == 0 {
+        return Ok(Rewritten::Done(0, false));
     }
-    Ok(upgraded)
+    match files::replace(&entry.path, &opened, &rewritten).map_err(io(&entry.path))? {
+        Outcome::Done(()) => Ok(Rewritten::Done(upgraded, hard_linked(&opened.meta))),
+        Outcome::Refused(Refused::Swapped) => Ok(Rewritten::Skipped(SkipReason::Swapped, upgraded)),
+        Outcome::Refused(Refused::Changed) => Ok(Rewritten::Skipped(SkipReason::Changed, upgraded)),
+    }
 }
 
-/// `bytes` with every upgradable token re-encrypted under the active key and
-/// every other byte as it was; and how many tokens were re-encrypted.
+#[cfg(unix)]
+fn hard_linked(meta: &std::fs::Metadata) -> bool {
+    std::os::unix::fs::MetadataExt::nlink(meta) > 1
+}
+
+#[cfg(not(unix))]
+fn hard_linked(_meta: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// `bytes` (UTF-8) with every upgradable token re-encrypted under the active
+/// key and every other byte as it was; and how many tokens were re-encrypted.
 pub fn rewrite(bytes: &[u8], ring: &Keyring) -> (Vec<u8>, usize) {
+    rewrite_in(bytes, Encoding::Utf8, ring)
+}
+
+/// [`rewrite`] for a file in `encoding`: the new tokens are written in it.
+pub fn rewrite_in(bytes: &[u8], encoding: Encoding, ring: &Keyring) -> (Vec<u8>, usize) {
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8);
     let mut copied_to = 0;
     let mut upgraded = 0;
-    for range in find_tokens(bytes) {
-        let Ok(text) = std::str::from_utf8(&bytes[range.clone()]) else { continue };
-        let current = ParsedToken::parse(text).map(|p| ring.is_current(&p)).unwrap_or(true);
+    for found in text::tokens(bytes, encoding) {
+        let current = ParsedToken::parse(&found.text).map(|p| ring.is_current(&p)).unwrap_or(true);
         if current {
             continue;
         }
-        if let Ok(value) = ring.open(text) {
-            out.extend_from_slice(&bytes[copied_to..range.start]);
-            out.extend_from_slice(ring.seal(&value).as_bytes());
-            copied_to = range.end;
+        if let Ok(value) = ring.open(&found.text) {
+            out.extend_from_slice(&bytes[copied_to..found.bytes.start]);
+            text::encode(&ring.seal(&value), encoding, &mut out);
+            copied_to = found.bytes.end;
             upgraded += 1;
         }
     }
     out.extend_from_slice(&bytes[copied_to..]);
     (out, upgraded)
-}
-
-/// Replaces a project file crash-safely, keeping its permissions (and its
-/// owner, where keyturn runs as root on Unix). A read-only file (0444, as
-/// source-control server workspaces leave them) stays read-only: on Unix
-/// the new file is made so before it is written through its open handle,
-/// and a rename over a read-only file works.
-#[cfg(not(windows))]
-fn write_like(path: &Path, bytes: &[u8]) -> Result<(), ProjectError> {
-    let meta = fs::metadata(path).map_err(io(path))?;
-    atomic::write_with(path, bytes, |tmp| {
-        fs::set_permissions(tmp, meta.permissions())?;
-        keep_owner(tmp, &meta)
-    })
-    .map_err(io(path))
-}
-
-/// On Windows a rename over a file with the read-only attribute fails, so
-/// the attribute is lifted for the rename and put on the new file after it;
-/// if the rename fails, it is put back on the old one. A crash in between
-/// leaves the old file or the new one, whole, only without the attribute.
-#[cfg(windows)]
-fn write_like(path: &Path, bytes: &[u8]) -> Result<(), ProjectError> {
-    let meta = fs::metadata(path).map_err(io(path))?;
-    let read_only = meta.permissions().readonly();
-    let set_read_only = |on: bool| {
-        let mut permissions = meta.permissions();
-        permissions.set_readonly(on);
-        fs::set_permissions(path, permissions)
-    };
-    if read_only {
-        set_read_only(false).map_err(io(path))?;
-    }
-    let written = atomic::write_with(path, bytes, |_| Ok(()));
-    if read_only {
-        // After a failed rename this is the old file again, read-only as before.
-        set_read_only(true).map_err(io(path))?;
-    }
-    written.map_err(io(path))
-}
-
-#[cfg(unix)]
-fn keep_owner(tmp: &Path, meta: &fs::Metadata) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    if rustix::process::geteuid().is_root() {
-        let uid = rustix::fs::Uid::from_raw(meta.uid());
-        let gid = rustix::fs::Gid::from_raw(meta.gid());
-        rustix::fs::chown(tmp, Some(uid), Some(gid))?;
-    }
-    Ok(())
-}
-
-#[cfg(all(not(unix), not(windows)))]
-fn keep_owner(_tmp: &Path, _meta: &fs::Metadata) -> std::io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
@@ -612,6 +709,24 @@ mod tests {
     }
 
     #[test]
+    fn rewrite_keeps_every_other_byte() {
+        let old = Keyring::new(&key(1), &[]);
+        let new = Keyring::new(&key(2), &[key(1)]);
+        let a = old.seal("pässwörd".as_bytes());
+        let current = new.seal(b"already");
+        let text = format!("héllo\r\n<a p=\"{a}\"/>\r\n{current}\r\nktsec:junk end");
+        let (out, n) = rewrite(text.as_bytes(), &new);
+        assert_eq!(n, 1);
+        let out = String::from_utf8(out).expect("utf-8");
+        assert!(out.starts_with("héllo\r\n<a p=\"ktsec:1:"));
+        assert!(out.ends_with(&format!("\"/>\r\n{current}\r\nktsec:junk end")));
+        let upgraded: Vec<_> = find_tokens(out.as_bytes()).map(|r| out[r].to_string()).collect();
+        assert_eq!(new.open(&upgraded[0]).expect("opens").as_slice(), "pässwörd".as_bytes());
+        let (again, n) = rewrite(out.as_bytes(), &new);
+        assert_eq!((again.as_slice(), n), (out.as_bytes(), 0));
+    }
+
+    #[test]
     fn a_colon_after_a_token_is_the_texts_own() {
         let ring = Keyring::new(&key(1), &[]);
         let t = ring.seal(b"pw");
@@ -631,23 +746,5 @@ mod tests {
         let glued = format!("{t}{t}:ktsec:{t}");
         let found: Vec<&str> = find_tokens(glued.as_bytes()).map(|r| &glued[r]).collect();
         assert_eq!(found, vec![t.as_str(), t.as_str(), "ktsec:", t.as_str()]);
-    }
-
-    #[test]
-    fn rewrite_keeps_every_other_byte() {
-        let old = Keyring::new(&key(1), &[]);
-        let new = Keyring::new(&key(2), &[key(1)]);
-        let a = old.seal("pässwörd".as_bytes());
-        let current = new.seal(b"already");
-        let text = format!("héllo\r\n<a p=\"{a}\"/>\r\n{current}\r\nktsec:junk end");
-        let (out, n) = rewrite(text.as_bytes(), &new);
-        assert_eq!(n, 1);
-        let out = String::from_utf8(out).expect("utf-8");
-        assert!(out.starts_with("héllo\r\n<a p=\"ktsec:1:"));
-        assert!(out.ends_with(&format!("\"/>\r\n{current}\r\nktsec:junk end")));
-        let upgraded: Vec<_> = find_tokens(out.as_bytes()).map(|r| out[r].to_string()).collect();
-        assert_eq!(new.open(&upgraded[0]).expect("opens").as_slice(), "pässwörd".as_bytes());
-        let (again, n) = rewrite(out.as_bytes(), &new);
-        assert_eq!((again.as_slice(), n), (out.as_bytes(), 0));
     }
 }

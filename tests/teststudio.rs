@@ -194,7 +194,7 @@ fn a_real_shaped_project_upgrades_twice_then_purges() {
     assert_eq!(report["upgraded"], 8, "{report}");
     assert_eq!(report["files_rewritten"], 6, "{report}");
     assert_eq!(report["unreadable"], serde_json::json!([]));
-    assert_eq!(report["not_rewritable"], serde_json::json!([]));
+    assert_eq!(report["skipped"], serde_json::json!([]));
 
     let after = files(&project);
     assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>(), "no file added or removed");
@@ -343,12 +343,15 @@ fn a_token_in_a_zip_keyturn_cannot_rewrite_is_listed_exits_3_and_blocks_purge() 
 
     let (code, json, stderr) = upgrade_json(&home, &[]);
     assert_eq!(code, Some(3), "{stderr}");
-    let stuck = &json["projects"][0]["not_rewritable"];
-    assert_eq!(stuck[0]["file"], "Elements/Page.imgstore!/meta/notes.txt", "{json}");
-    assert_eq!(stuck[0]["line"], 2);
-    assert!(stuck[0]["reason"].as_str().expect("reason").contains("zip"));
+    let stuck = &json["projects"][0]["skipped"];
+    assert_eq!(
+        stuck,
+        &serde_json::json!([{"file": "Elements/Page.imgstore!/meta/notes.txt", "reason": "in-archive", "tokens": 1}]),
+        "{json}"
+    );
     assert_eq!(fs::read(project.join("Elements/Page.imgstore")).expect("read"), store, "nothing written");
-    assert!(stderr.contains("cannot be rewritten"), "{stderr}");
+    let out = run(&home, &["upgrade", path_str(&project)], b"");
+    assert!(text(&out.stdout).contains("zip archive keyturn does not rewrite"), "{}", text(&out.stdout));
 
     let out = run(&home, &["keys", "purge"], b"");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
@@ -384,9 +387,12 @@ fn a_read_only_folder_is_listed_with_the_reason_and_nothing_is_written() {
     let (code, json, stderr) = upgrade_json(&home, &[path_str(&project)]);
     set_mode(&project.join("Locked"), 0o755);
     assert_eq!(code, Some(3), "{stderr}");
-    let stuck = &json["projects"][0]["not_rewritable"];
-    assert_eq!(stuck[0]["file"], "Locked/a.tstest", "{json}");
-    assert!(stuck[0]["reason"].as_str().expect("reason").contains("read-only"));
+    let stuck = &json["projects"][0]["skipped"];
+    assert_eq!(
+        stuck,
+        &serde_json::json!([{"file": "Locked/a.tstest", "reason": "read-only-folder", "tokens": 1}]),
+        "{json}"
+    );
     assert_eq!(json["projects"][0]["upgraded"], 1, "the rest is upgraded");
 }
 

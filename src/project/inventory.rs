@@ -22,7 +22,7 @@ use jsonc_parser::common::Ranged;
 use jsonc_parser::{CollectOptions, ParseOptions, parse_to_ast};
 use serde::Serialize;
 
-use super::{Content, ProjectError, archive, find_tokens_with_lines, read_content, text_files};
+use super::{Encoding, Look, ProjectError, archive, look, text};
 use crate::token::{Keyring, ParsedToken};
 
 /// The file that makes a folder a Test Studio project.
@@ -149,10 +149,11 @@ impl Item {
 pub fn inventory(roots: &[PathBuf], ring: &Keyring) -> Result<Inventory, ProjectError> {
     let mut inventory = Inventory::default();
     for root in roots {
-        let (files, _) = text_files(root)?;
+        let walked = super::walk(root)?;
         inventory.projects.push(ProjectInfo { path: root.clone(), test_studio: is_test_studio_project(root) });
-        for path in files {
-            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        for entry in &walked.entries {
+            let path = &entry.path;
+            let rel = path.strip_prefix(&walked.root).unwrap_or(path).to_path_buf();
             let base = Item {
                 project: root.clone(),
                 file: rel.clone(),
@@ -165,16 +166,23 @@ pub fn inventory(roots: &[PathBuf], ring: &Keyring) -> Result<Inventory, Project
                 readable: None,
                 note: String::new(),
             };
-            match read_content(&path)? {
-                Content::Text(bytes) => {
-                    let (items, parsed) = scan_text(&base, &bytes, ring);
+            match look(entry)? {
+                Look::Text(opened, encoding) => {
+                    let (items, parsed) = scan_text(&base, &opened.bytes, encoding, ring);
                     inventory.items.extend(items);
                     if !parsed {
-                        inventory.unparsed.push(path);
+                        inventory.unparsed.push(path.clone());
                     }
                 }
-                Content::Zip(bytes) => {
-                    let Ok(scan) = archive::scan(&path, &bytes) else { continue };
+                Look::Skipped(reason, tokens) => {
+                    for token in tokens.iter().filter(|t| !t.is_empty()) {
+                        let mut item = token_item(&base, token, ring);
+                        item.note.push_str(&format!("; in a file keyturn does not rewrite ({reason})"));
+                        inventory.items.push(item);
+                    }
+                }
+                Look::Zip(opened) => {
+                    let Ok(scan) = archive::scan(path, &opened.bytes) else { continue };
                     for found in scan.tokens {
                         let mut item = token_item(&base, &found.token, ring);
                         item.file = archive::place(&rel, &found.entry);
@@ -185,7 +193,6 @@ pub fn inventory(roots: &[PathBuf], ring: &Keyring) -> Result<Inventory, Project
                         inventory.items.push(item);
                     }
                 }
-                Content::Other => {}
             }
         }
     }
@@ -268,7 +275,7 @@ fn token_item(base: &Item, token: &str, ring: &Keyring) -> Item {
 }
 
 /// The items in one text file, and whether a Test Studio JSON file parsed.
-fn scan_text(base: &Item, bytes: &[u8], ring: &Keyring) -> (Vec<Item>, bool) {
+fn scan_text(base: &Item, bytes: &[u8], encoding: Encoding, ring: &Keyring) -> (Vec<Item>, bool) {
     let lines = LineIndex::new(bytes);
     let name = base.file.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let is_json = base
@@ -278,7 +285,9 @@ fn scan_text(base: &Item, bytes: &[u8], ring: &Keyring) -> (Vec<Item>, bool) {
         .is_some_and(|ext| JSON_FILES.iter().any(|j| ext.eq_ignore_ascii_case(j)));
     let mut found = Found::default();
     let mut parsed = true;
-    if is_json {
+    // Test Studio writes its JSON in UTF-8; a UTF-16 one is still searched
+    // for tokens.
+    if is_json && encoding == Encoding::Utf8 {
         let (offset, body) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
             Some(body) => (3, body),
             None => (0, bytes),
@@ -308,12 +317,11 @@ fn scan_text(base: &Item, bytes: &[u8], ring: &Keyring) -> (Vec<Item>, bool) {
     let masks = found.masks();
     let clean = |text: &str| display_text(text, &masks);
     let mut items = Vec::new();
-    for (range, line) in find_tokens_with_lines(bytes) {
-        let token = String::from_utf8_lossy(&bytes[range.clone()]);
-        let mut item = token_item(base, &token, ring);
-        item.line = line;
+    for candidate in text::tokens(bytes, encoding) {
+        let mut item = token_item(base, &candidate.text, ring);
+        item.line = candidate.line;
         item.test = test.as_deref().map(clean);
-        item.step = found.step_at(range.start).map(clean);
+        item.step = found.step_at(candidate.bytes.start).map(clean);
         items.push(item);
     }
     for secret in &found.secrets {
@@ -577,7 +585,7 @@ mod tests {
             readable: None,
             note: String::new(),
         };
-        let (items, parsed) = scan_text(&base, test.as_bytes(), &ring);
+        let (items, parsed) = scan_text(&base, test.as_bytes(), Encoding::Utf8, &ring);
         assert!(parsed);
         let got: Vec<(usize, Kind, Option<&str>)> = items.iter().map(|i| (i.line, i.kind, i.step.as_deref())).collect();
         assert_eq!(
@@ -611,7 +619,7 @@ mod tests {
             readable: None,
             note: String::new(),
         };
-        let (items, parsed) = scan_text(&base, settings.as_bytes(), &ring);
+        let (items, parsed) = scan_text(&base, settings.as_bytes(), Encoding::Utf8, &ring);
         assert!(parsed);
         let got: Vec<(usize, Kind, Option<&str>)> =
             items.iter().map(|i| (i.line, i.kind, i.field.as_deref())).collect();
@@ -619,11 +627,11 @@ mod tests {
             got,
             vec![(4, Kind::SettingsPassword, Some("QcPassword")), (6, Kind::SettingsPassword, Some("TpPassword"))]
         );
-        let (_, parsed) = scan_text(&base, b"{ not json", &ring);
+        let (_, parsed) = scan_text(&base, b"{ not json", Encoding::Utf8, &ring);
         assert!(!parsed);
         // Hostile nesting is refused before the parser recurses into it.
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        let (_, parsed) = scan_text(&base, deep.as_bytes(), &ring);
+        let (_, parsed) = scan_text(&base, deep.as_bytes(), Encoding::Utf8, &ring);
         assert!(!parsed);
         assert_eq!(nesting(br#"{"a": "[[[{", "b": [{"c": "\"]"}]}"#), 3);
         let index = LineIndex::new(b"a\nb\r\nc");

@@ -552,7 +552,8 @@ fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
     let roots = store.config().project_dirs(&store.home().dir);
     let result = store.lock("rotation upgrade").map_err(|e| e.to_string()).and_then(|_lock| {
         // Counts at every hundredth of the files, so a watcher sees it move.
-        project::upgrade(&roots, &store.keyring(), false, &mut |p| {
+        let ring = store.keyring_now().map_err(|e| e.to_string())?;
+        project::upgrade(&roots, &ring, false, &mut |p| {
             let step = (p.files_total / 100).max(1);
             if p.files_done % step == 0 || p.files_done == p.files_total {
                 let what = if p.pass == 1 { "checking" } else { "rewriting" };
@@ -579,37 +580,25 @@ fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
             r.unreadable
                 .iter()
                 .map(move |u| format!("{}:{} ({})", crate::display::path(&r.project.join(&u.file)), u.line, u.reason))
+                .chain(r.skipped.iter().map(move |f| {
+                    format!(
+                        "{}: skipped ({}), holds {} tokens",
+                        crate::display::path(&r.project.join(&f.file)),
+                        f.reason,
+                        f.tokens
+                    )
+                }))
         })
         .collect();
-    let stuck: Vec<String> = reports
-        .iter()
-        .flat_map(|r| {
-            r.not_rewritable
-                .iter()
-                .map(move |n| format!("{}:{} ({})", crate::display::path(&r.project.join(&n.file)), n.line, n.reason))
-        })
-        .collect();
-    if unreadable.is_empty() && stuck.is_empty() {
+    if unreadable.is_empty() {
         return Change::Done(summary);
     }
-    let mut waits = vec![summary];
-    if !unreadable.is_empty() {
-        let shown: Vec<&str> = unreadable.iter().take(10).map(String::as_str).collect();
-        waits.push(format!(
-            "{} cannot be decrypted: re-record those password steps and re-enter those connection strings, then run again, or skip with a reason: {}",
-            unreadable.len(),
-            shown.join("; ")
-        ));
-    }
-    if !stuck.is_empty() {
-        let shown: Vec<&str> = stuck.iter().take(10).map(String::as_str).collect();
-        waits.push(format!(
-            "{} under a retired key cannot be rewritten where they are: {}",
-            stuck.len(),
-            shown.join("; ")
-        ));
-    }
-    Change::Wait(waits.join("; "))
+    let shown: Vec<&str> = unreadable.iter().take(10).map(String::as_str).collect();
+    Change::Wait(format!(
+        "{summary}; {} cannot be decrypted: re-record those password steps and re-enter those connection strings, then run again, or skip with a reason: {}",
+        unreadable.len(),
+        shown.join("; ")
+    ))
 }
 
 fn source_control(store: &Store, edge: &Edge<'_>, latest: bool) -> Change {
