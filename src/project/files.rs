@@ -227,8 +227,25 @@ mod imp {
         if FileId::of(&now) != opened.id {
             return Ok(Outcome::Refused(Refused::Changed));
         }
+        // A rename over a file with the read-only attribute fails: the
+        // attribute is lifted for the rename and put on the new file after
+        // it (after a failed rename, back on the old one). A crash in
+        // between leaves the file whole, only without the attribute.
         let permissions = opened.meta.permissions();
-        crate::store::atomic::write_with(path, bytes, |tmp| std::fs::set_permissions(tmp, permissions))?;
+        let read_only = permissions.readonly();
+        let set_read_only = |on: bool| {
+            let mut p = permissions.clone();
+            p.set_readonly(on);
+            std::fs::set_permissions(path, p)
+        };
+        if read_only {
+            set_read_only(false)?;
+        }
+        let written = crate::store::atomic::write_with(path, bytes, |_| Ok(()));
+        if read_only {
+            set_read_only(true)?;
+        }
+        written?;
         Ok(Outcome::Done(()))
     }
 }

@@ -86,7 +86,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     frame.render_widget(Paragraph::new(lines).block(block(&shown, theme)), list);
     if let Some(step) = rotation.steps.get(app.selected) {
         let seeds: Vec<String> = step.seed_steps.iter().map(ToString::to_string).collect();
-        let mut text = vec![Line::raw(step.detail.clone())];
+        let mut text: Vec<Line> = step.detail.lines().map(|l| Line::raw(l.to_string())).collect();
         if let Some(evidence) = step.state.evidence() {
             let label = match step.state {
                 StepState::Done { .. } => "Evidence",
