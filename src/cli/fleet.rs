@@ -7,10 +7,10 @@ use color_eyre::eyre::{self, WrapErr};
 use keyturn::display;
 use keyturn::fleet::{self, FleetStatus, JoinReport};
 use keyturn::keys::{Key, KeyKind};
-use keyturn::rotation::run::Edge;
 use keyturn::store::Store;
 use keyturn::store::config::Role;
 use keyturn::store::config_edit;
+use keyturn::system::Edge;
 use keyturn::system::SystemCommands;
 
 use super::{NotFinished, Usage, input};
