@@ -233,6 +233,9 @@ enum RotationCommand {
         /// Communication only: back to the default key.
         #[arg(long)]
         reset: bool,
+        /// Back to the previous key, from the keyring (after a finished or aborted rotation).
+        #[arg(long, conflicts_with_all = ["generate", "file", "reset"])]
+        rollback: bool,
     },
     /// Where the rotation stands.
     Status {
@@ -527,6 +530,17 @@ fn run(cli: Cli) -> eyre::Result<()> {
             credentials::set(&mut open()?, name.into(), user)
         }
         Command::Credentials(CredentialsCommand::List { json }) => credentials::list(&open()?, json),
+        Command::Rotation(RotationCommand::Join { kind, reset, json: true, wait }) => {
+            // The first machine reads this output: a failure is a report too.
+            let result = open().and_then(|mut store| {
+                rotation_command(&mut store, RotationCommand::Join { kind, reset, json: true, wait })
+            });
+            if let Err(report) = &result {
+                let home = Home::resolve(&HomeInputs::from_process(cli.home.clone())).ok();
+                fleet::print_join_failure(home.as_ref(), kind.into(), report);
+            }
+            result
+        }
         Command::Rotation(command) => rotation_command(&mut open()?, command),
         Command::Config(ConfigCommand::Check) => rotation::config_check(&open()?),
         Command::Machines(MachinesCommand::List) => fleet::list(&open()?),
@@ -591,8 +605,10 @@ fn demo(ascii: bool) -> eyre::Result<()> {
 fn rotation_command(store: &mut Store, command: RotationCommand) -> eyre::Result<()> {
     match command {
         RotationCommand::Plan { kind, setup, reset } => rotation::plan(store, kind.into(), setup.into(), reset),
-        RotationCommand::Start { kind, setup, generate, file, reset } => {
-            let source = if reset {
+        RotationCommand::Start { kind, setup, generate, file, reset, rollback } => {
+            let source = if rollback {
+                rotation::KeySource::Rollback
+            } else if reset {
                 rotation::KeySource::Reset
             } else if generate {
                 rotation::KeySource::Generate

@@ -1,6 +1,7 @@
 //! The machine's store: the home directory with its keys file (and keyring),
 //! configuration, published key files, lock and audit log.
 
+pub mod acl;
 pub mod atomic;
 pub mod audit;
 pub mod config;
@@ -163,7 +164,36 @@ impl Store {
             custom: active.is_some(),
             fingerprint: self.active_key(kind).fingerprint(),
             created: active.map(|k| k.created),
-            retired: self.keys.retired(kind).filter_map(|k| Some((k.key.fingerprint(), k.retired?))).collect(),
+            // The communication key replaced last is kept for a rollback
+            // only: nothing is sealed under it.
+            retired: if kind == KeyKind::Encryption {
+                self.keys.retired(kind).filter_map(|k| Some((k.key.fingerprint(), k.retired?))).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The key a rollback of `kind` makes active again: `preferred` (the
+    /// key the last rotation replaced) when the store still holds it, else
+    /// the key replaced last; `Previous::Default` when that was the
+    /// built-in default (communication only: the encryption key has no
+    /// reset). `None`: there is nothing to go back to.
+    pub fn previous_key(&self, kind: KeyKind, preferred: Option<Fingerprint>) -> Option<Previous> {
+        let active = self.active_key(kind).fingerprint();
+        let preferred = preferred.filter(|fp| *fp != active);
+        if let Some(fp) = preferred {
+            if fp == Key::default_for(kind).fingerprint() {
+                return Some(Previous::Default);
+            }
+            if let Some(k) = self.keys.retired(kind).find(|k| k.key.fingerprint() == fp) {
+                return Some(Previous::Key(k.key.clone()));
+            }
+        }
+        match self.keys.retired(kind).next() {
+            Some(k) => Some(Previous::Key(k.key.clone())),
+            None if self.keys.active(kind).is_some() => Some(Previous::Default),
+            None => None,
         }
     }
 
@@ -203,16 +233,24 @@ impl Store {
     fn plain_change(&mut self, kind: KeyKind, event: &str, key: Option<Key>) -> Result<Change, StoreError> {
         let _lock = self.lock(&format!("{event} {kind}"))?;
         refuse_if_rotation_open(&self.home.dir)?;
-        self.change_locked(kind, event, key)
+        self.change_locked(kind, event, key, false)
     }
 
     /// A rotation's import step: `key` (or, with `None`, the default key of
     /// `kind`) becomes active. The caller holds the lock.
     pub fn import_in_rotation(&mut self, kind: KeyKind, key: Option<Key>) -> Result<Change, StoreError> {
-        self.change_locked(kind, if key.is_some() { "import" } else { "reset" }, key)
+        self.change_locked(kind, if key.is_some() { "import" } else { "reset" }, key, true)
     }
 
-    fn change_locked(&mut self, kind: KeyKind, event: &str, key: Option<Key>) -> Result<Change, StoreError> {
+    /// `keep_previous`: a rotation keeps the communication key it replaces,
+    /// for a rollback; a plain import or reset does not.
+    fn change_locked(
+        &mut self,
+        kind: KeyKind,
+        event: &str,
+        key: Option<Key>,
+        keep_previous: bool,
+    ) -> Result<Change, StoreError> {
         let dir = self.home.dir.clone();
         // Re-read under the lock: another writer may have changed the store
         // since this one was opened.
@@ -237,7 +275,12 @@ impl Store {
             }
             .append(&dir)?;
             let mut keys = self.keys.clone();
-            keys.activate(kind, (!new.is_default()).then(|| new.clone()), now());
+            let new_key = (!new.is_default()).then(|| new.clone());
+            if keep_previous {
+                keys.activate_keeping_previous(kind, new_key, now());
+            } else {
+                keys.activate(kind, new_key, now());
+            }
             self.write_keys(&keys)?;
             self.keys = keys;
             fault::point("keys file written");
@@ -285,6 +328,12 @@ impl Store {
     }
 
     fn write_keys(&self, keys: &KeysFile) -> Result<(), StoreError> {
+        let path = self.home.dir.join(KEYS_FILE);
+        atomic::write(&path, keys.to_toml().as_bytes(), atomic::Access::OwnerOnly)
+            .map_err(|source| StoreError::Io { path, source })?;
+        // After the keys file, never before: a crash between the two leaves
+        // a keys file without the marker (written next time), never a
+        // marker without its keys file.
         let marker = self.home.dir.join(HELD_MARKER);
         if !keys.keys.is_empty() && !marker.exists() {
             let note =
@@ -292,9 +341,7 @@ impl Store {
             atomic::write(&marker, note.as_bytes(), atomic::Access::OwnerOnly)
                 .map_err(|source| StoreError::Io { path: marker.clone(), source })?;
         }
-        let path = self.home.dir.join(KEYS_FILE);
-        atomic::write(&path, keys.to_toml().as_bytes(), atomic::Access::OwnerOnly)
-            .map_err(|source| StoreError::Io { path, source })
+        Ok(())
     }
 
     fn write_credentials(&self, credentials: &CredentialsFile) -> Result<(), StoreError> {
@@ -406,6 +453,15 @@ impl Store {
         *self = Store::open(self.home.clone())?;
         Ok(crate::project::upgrade(roots, &self.keyring(), dry_run, progress)?)
     }
+}
+
+/// The key a rollback goes back to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Previous {
+    /// A custom key from the keys file.
+    Key(Key),
+    /// The built-in default key.
+    Default,
 }
 
 /// What a purge found and did.
@@ -520,27 +576,28 @@ fn check_home(_dir: &Path) -> Result<(), StoreError> {
 }
 
 /// What says that this home has held a custom key, if anything does: the
-/// marker, an import of a custom key in the audit log, the rotation archive.
+/// marker, or a completed import of a custom key in the audit log.
 fn held_custom_key(dir: &Path) -> Option<String> {
     if dir.join(HELD_MARKER).exists() {
         return Some(format!("{HELD_MARKER} says so"));
     }
     #[derive(serde::Deserialize)]
     struct Seen {
+        event: String,
         kind: Option<KeyKind>,
         new: Option<String>,
+        outcome: String,
     }
-    if let Ok(log) = std::fs::read(dir.join(audit::AUDIT_FILE)) {
-        let custom = log.split(|b| *b == b'\n').filter_map(|line| serde_json::from_slice::<Seen>(line).ok()).any(|seen| {
-            matches!((seen.kind, seen.new), (Some(kind), Some(new)) if new != Key::default_for(kind).fingerprint().to_string())
-        });
-        if custom {
-            return Some(format!("{} records a custom key", audit::AUDIT_FILE));
-        }
-    }
-    let archive = dir.join(crate::rotation::persist::ARCHIVE_DIR);
-    if std::fs::read_dir(&archive).is_ok_and(|mut entries| entries.next().is_some()) {
-        return Some(format!("the rotation archive {} has rotations", archive.display()));
+    // Only an import that completed: a rotation's first lines come before
+    // its keys file is written.
+    let log = std::fs::read(dir.join(audit::AUDIT_FILE)).unwrap_or_default();
+    let custom = log.split(|b| *b == b'\n').filter_map(|line| serde_json::from_slice::<Seen>(line).ok()).any(|seen| {
+        seen.event == "import"
+            && seen.outcome.starts_with("changed")
+            && matches!((seen.kind, seen.new), (Some(kind), Some(new)) if new != Key::default_for(kind).fingerprint().to_string())
+    });
+    if custom {
+        return Some(format!("{} records the import of a custom key", audit::AUDIT_FILE));
     }
     None
 }

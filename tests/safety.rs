@@ -339,3 +339,218 @@ fn an_upgrade_uses_the_keyring_read_under_its_lock() {
     let id = keyturn::token::ParsedToken::parse(&found[0].text).expect("parses").key_id();
     assert_eq!(id, c.fingerprint(), "sealed under the key imported after the store was first opened");
 }
+
+// ---------------------------------------------------------------------------
+// Defects 4 to 7
+// ---------------------------------------------------------------------------
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[test]
+fn a_home_others_can_write_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    import(&home, &new_key());
+    for mode in [0o777, 0o775, 0o757] {
+        set_mode(&home, mode);
+        let out = run(&home, &["status"], b"");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "mode {mode:o}: {stderr}");
+        assert!(stderr.contains("other users can write") && stderr.contains("chmod 700"), "{stderr}");
+        let out = run(&home, &["encrypt"], b"x\n");
+        assert_eq!((out.status.code(), out.stdout.is_empty()), (Some(1), true), "mode {mode:o}: nothing sealed");
+    }
+    set_mode(&home, 0o700);
+    ok(&home, &["status"], b"");
+}
+
+#[test]
+fn a_missing_keys_file_after_a_custom_key_is_an_error_never_the_default_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    import(&home, &new_key());
+    let keys = home.join("keys.toml");
+    fs::rename(&keys, dir.path().join("moved-away.toml")).expect("move the keys file away");
+    for (args, stdin) in [(vec!["status"], b"".as_slice()), (vec!["encrypt"], b"secret\n".as_slice())] {
+        let out = run(&home, &args, stdin);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout (no token under the default key)");
+        assert!(stderr.contains(&keys.display().to_string()), "names the file: {stderr}");
+        assert!(stderr.contains("will not fall back") && stderr.contains("Restore"), "says how to restore: {stderr}");
+        assert!(!stderr.contains("Default Key Loaded"), "{stderr}");
+    }
+    // The marker gone too: the audit log still says a custom key was here.
+    fs::remove_file(home.join("keys.held")).expect("remove the marker");
+    let out = run(&home, &["status"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("audit.log records the import of a custom key"), "{}", text(&out.stderr));
+    // Restored, it works again.
+    fs::rename(dir.path().join("moved-away.toml"), &keys).expect("restore");
+    ok(&home, &["status"], b"");
+    // A fresh home is still the default key.
+    let fresh = dir.path().join("fresh");
+    let out = ok(&fresh, &["status"], b"");
+    assert!(text(&out.stdout).contains("Default Key Loaded"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn busy_is_exit_4_for_every_rotation_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    ok(&home, &["rotation", "start", "communication", "--setup", "single", "--generate"], b"");
+    let status: Value =
+        serde_json::from_slice(&ok(&home, &["rotation", "status", "--json"], b"").stdout).expect("json");
+    let current = status["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["state"] != "done" && s["state"] != "skipped")
+        .and_then(|s| s["id"].as_str())
+        .expect("a current step")
+        .to_string();
+    let _held = keyturn::store::lock::Lock::acquire(&home, "the test", std::time::Duration::ZERO).expect("lock");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["rotation", "start", "encryption", "--setup", "single", "--generate"],
+        vec!["rotation", "run"],
+        vec!["rotation", "skip", &current, "--reason", "busy test"],
+        vec!["rotation", "confirm", &current],
+        vec!["rotation", "abort"],
+        vec!["import", "communication"],
+        vec!["keys", "purge"],
+    ];
+    let comm = Key::generate(KeyKind::Communication).expect("a key");
+    for args in commands {
+        let stdin = if args[0] == "import" { format!("{}\n", comm.to_text().as_str()) } else { String::new() };
+        let out = keyturn(&home)
+            .args(&args)
+            .env("KEYTURN_LOCK_WAIT_MS", "50")
+            .write_stdin(stdin.into_bytes())
+            .output()
+            .expect("runs");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {stderr}");
+        assert!(stderr.contains("another keyturn is changing the store"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn output_errors_exit_1_in_one_line_and_a_closed_pipe_is_quiet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    import(&home, &new_key());
+    for (args, stdin) in [(vec!["fingerprint", "encryption"], ""), (vec!["encrypt"], "secret\n"), (vec!["status"], "")]
+    {
+        let full = fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+        let out = spawn_keyturn(&home)
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(full)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().expect("stdin").write_all(stdin.as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("runs");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?} >/dev/full: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: one line: {stderr}");
+        assert!(!stderr.contains("panicked") && stderr.contains("No space left"), "{args:?}: {stderr}");
+        // Standard error failing too: exit 1 all the same, no panic (101).
+        let out = spawn_keyturn(&home)
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full"))
+            .stderr(fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full"))
+            .status()
+            .expect("runs");
+        assert_eq!(out.code(), Some(1), "{args:?} >/dev/full 2>/dev/full");
+    }
+    // A reader that has gone away: a quiet exit.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = spawn_keyturn(&home)
+        .args(["generate", "encryption"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("error") && !stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn smaller_ones_key_length_clock_audit_log_dry_run_os_errors_join_json_hard_links() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let a = new_key();
+    import(&home, &a);
+
+    // One character too many: said in characters.
+    let out = run(&home, &["import", "encryption"], format!("{}A\n", a.to_text().as_str()).as_bytes());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("too long: its body has 49 characters, a key has 48"), "{stderr}");
+
+    // A key imported "in the future": the clock is behind, no negative age.
+    let keys = home.join("keys.toml");
+    let original = fs::read_to_string(&keys).expect("read");
+    let year = jiff::Timestamp::now().strftime("%Y").to_string();
+    let future = original
+        .replace(&format!("created = \"{year}-"), &format!("created = \"{}-", year.parse::<i32>().expect("year") + 5));
+    assert_ne!(future, original, "the fixture moved the import date");
+    fs::write(&keys, &future).expect("write");
+    let out = ok(&home, &["status"], b"");
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("clock is behind") && !stdout.contains(" -1") && !stdout.contains("days ago"), "{stdout}");
+    fs::write(&keys, &original).expect("restore");
+
+    // The audit log writable by others is refused like the keys file.
+    let audit = home.join("audit.log");
+    set_mode(&audit, 0o666);
+    let out = run(&home, &["import", "encryption"], format!("{}\n", new_key().to_text().as_str()).as_bytes());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("audit.log") && stderr.contains("chmod go-w"), "{stderr}");
+    set_mode(&audit, 0o600);
+
+    // A dry run needs no lock file.
+    let project = dir.path().join("project");
+    fs::create_dir_all(&project).expect("mkdir");
+    fs::write(project.join("t.xml"), format!("<v=\"{}\"/>", Keyring::new(&a, &[]).seal(b"v"))).expect("write");
+    fs::remove_file(home.join("keyturn.lock")).expect("remove the lock file");
+    let (code, report, stderr) = upgrade_json(&home, &["--dry-run", path_str(&project)]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(report["dry_run"], true);
+    assert!(!home.join("keyturn.lock").exists(), "the dry run created no lock file");
+
+    // An OS error is said once.
+    let not_a_dir = dir.path().join("file");
+    fs::write(&not_a_dir, "x").expect("write");
+    let out = run(&not_a_dir.join("home"), &["import", "encryption"], format!("{}\n", a.to_text().as_str()).as_bytes());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("(os error 20)").count(), 1, "said once: {stderr}");
+
+    // `rotation join --json` that fails still prints its JSON report.
+    let out = run(&home, &["rotation", "join", "encryption", "--json"], b"not a key\n");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report on stdout");
+    assert_eq!((report["failed"].as_bool(), report["kind"].as_str()), (Some(true), Some("encryption")), "{report:#}");
+    assert!(report["error"].as_str().is_some_and(|e| !e.is_empty()), "{report:#}");
+
+    // A hard link broken by the rewrite is said.
+    fs::hard_link(project.join("t.xml"), dir.path().join("elsewhere.xml")).expect("hard link");
+    import(&home, &new_key());
+    let (code, report, stderr) = upgrade_json(&home, &[path_str(&project)]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(report["projects"][0]["hard_links_broken"], serde_json::json!(["t.xml"]), "{report:#}");
+    let out = run(&home, &["upgrade", path_str(&project)], b"");
+    assert_eq!(out.status.code(), Some(0));
+}
