@@ -352,7 +352,8 @@ pub fn audit_log(data: &[u8]) {
 
 /// `keyturn.toml` edited by keyturn's commands: the first byte chooses the
 /// edit, the chunk after the first `0xFF` is its argument (a project path
-/// or a machine name), the rest is the file. An addition inserts bytes and
+/// or a machine name), the rest is the file (with a final line break). An
+/// addition inserts bytes and
 /// keeps every other byte where it was (comments included); removing what
 /// was just added gives back the file byte for byte; a removal only cuts.
 pub fn config_edit(data: &[u8]) {
@@ -360,6 +361,9 @@ pub fn config_edit(data: &[u8]) {
     let (Some(head), Some(file)) = (parts.next(), parts.next()) else { return };
     let Some((op, arg)) = head.split_first() else { return };
     let (Ok(arg), Ok(original)) = (std::str::from_utf8(arg), std::str::from_utf8(file)) else { return };
+    // toml_edit ends the file with a line break after an edit of its last
+    // table: the one byte an edit may add besides the entry.
+    let original = &format!("{}\n", original.strip_suffix('\n').unwrap_or(original));
     let common = |a: &str, b: &str| {
         let pre = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
         let max_suf = a.len().min(b.len()) - pre;
