@@ -102,9 +102,9 @@ service = "kt-storage-not-installed"
 
 [components.app]
 TOML
-kt rotation plan communication; check "rotation plan communication" 0 "restart-scheduling|Scheduling"
+kt rotation plan communication --setup single; check "rotation plan communication" 0 "restart-scheduling|Scheduling"
 kt generate communication; tr -d '\r' <"$OUT" | head -1 >"$SMOKE/com2.key"
-kt rotation start communication --file "$(win "$SMOKE/com2.key")"; check "rotation start communication --file" 0 ""
+kt rotation start communication --setup single --file "$(win "$SMOKE/com2.key")"; check "rotation start communication --file" 0 ""
 kt rotation run --wait 20; check "rotation run (stops at a step that needs a person)" 0 ""
 kt rotation status --json; tr -d '\r' <"$OUT" >"$SMOKE/rotation.json"
 python3 - "$SMOKE/rotation.json" >"$SMOKE/steps" <<'PY'

@@ -9,6 +9,7 @@
 use std::io::{self, Read};
 use std::path::Path;
 
+#[cfg(unix)]
 use crate::fault;
 
 /// Which file a name held when it was looked at: device and inode (on
