@@ -68,7 +68,7 @@ pub fn rotation_state(data: &[u8]) {
 pub fn remote_answer(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = serde_json::from_str::<crate::fleet::JoinReport>(text);
-    let _ = crate::fleet::parse_status(text);
+    let _ = crate::rotation::machines::parse_status(text);
 }
 
 /// A fuzz target's entry point.

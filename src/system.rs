@@ -5,6 +5,7 @@ pub mod clipboard;
 pub mod command;
 mod identity;
 pub mod processes;
+pub mod remote;
 
 pub use command::{Commands, Output, SystemCommands};
 pub use identity::{machine, operator};

@@ -162,3 +162,40 @@ pub fn commit_locked(home: &Path, expected: Option<u64>, event: Event) -> Result
     sync_audit(home, &next)?;
     Ok(next)
 }
+
+/// Applies `events` in order to the open rotation, each at its own time,
+/// under one hold of the lock and with one write: how the driver of a push
+/// checks off many machines' answers at once. An event the rotation refuses
+/// (a step closed meanwhile by hand, an answer given twice) leaves it as it
+/// was and is returned in its place; the others apply.
+pub fn commit_batch(
+    home: &Path,
+    events: Vec<(Event, Timestamp)>,
+) -> Result<(Rotation, Vec<Result<(), TransitionError>>), PersistError> {
+    let _lock = Lock::for_change(home, "rotation")?;
+    let rotation = load(home)?.ok_or(PersistError::NoneOpen)?;
+    sync_audit(home, &rotation)?;
+    atomic::remove_stale_temporaries(home);
+    let revision = rotation.revision;
+    let mut next = rotation.clone();
+    let mut refusals = Vec::with_capacity(events.len());
+    for (event, at) in events {
+        match apply(next.clone(), event, at) {
+            Ok(applied) => {
+                next = applied;
+                refusals.push(Ok(()));
+            }
+            Err(e) => refusals.push(Err(e)),
+        }
+    }
+    if next != rotation {
+        // A kill here loses the batch's answers, not a machine: the push run
+        // again joins those machines again, which changes nothing there.
+        crate::fault::point("answers applied, not yet written");
+        save(home, &mut next, revision)?;
+        crate::fault::point("answers written, not yet audited");
+        sync_audit(home, &next)?;
+    }
+    Ok((next, refusals))
+}
+

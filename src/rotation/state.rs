@@ -153,6 +153,52 @@ pub struct Rotation {
     pub steps: Vec<Step>,
     /// Every transition so far.
     pub history: Vec<Transition>,
+    /// When the first and the last roster machine reached the new key: the
+    /// disagreement window. Absent until a machine step is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+}
+
+/// The disagreement window: from the first roster machine on the new key to
+/// the last, on this machine's clock as their answers (or the operator's
+/// typed fingerprints) arrived. Meanwhile machines on different keys cannot
+/// talk to each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// The first machine's arrival on the new key.
+    pub first: Timestamp,
+    /// The latest machine's so far.
+    pub last: Timestamp,
+    /// How many machine steps are done within it.
+    pub machines: usize,
+}
+
+impl Window {
+    /// Its length in milliseconds.
+    pub fn millis(&self) -> i64 {
+        self.last.as_millisecond() - self.first.as_millisecond()
+    }
+
+    /// Whether every machine step of `rotation` is done, so the window is closed.
+    pub fn closed(&self, rotation: &Rotation) -> bool {
+        rotation.steps.iter().filter(|s| s.kind == StepKind::PerMachine).all(|s| s.state.is_closed())
+    }
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.millis();
+        write!(
+            f,
+            "{}.{:03} s from the first machine on the new key to the last ({} machines, {} to {})",
+            ms / 1000,
+            ms % 1000,
+            self.machines,
+            self.first.strftime("%H:%M:%S%.3f UTC"),
+            self.last.strftime("%H:%M:%S%.3f UTC")
+        )
+    }
 }
 
 /// What moves a rotation.
@@ -306,6 +352,12 @@ pub fn apply(mut rotation: Rotation, event: Event, now: Timestamp) -> Result<Rot
         return Ok(rotation);
     }
     let outcome = format!("{}{}", new_state.name(), new_state.evidence().map(|e| format!(": {e}")).unwrap_or_default());
+    if matches!(new_state, StepState::Done { .. }) && matches!(rotation.steps[index].action, Action::Machine(_)) {
+        rotation.window = Some(match rotation.window {
+            None => Window { first: now, last: now, machines: 1 },
+            Some(w) => Window { first: w.first.min(now), last: w.last.max(now), machines: w.machines + 1 },
+        });
+    }
     rotation.steps[index].state = new_state;
     rotation.record(now, Some(&step_id), outcome);
     if rotation.current().is_none() {
@@ -343,6 +395,7 @@ mod tests {
             before: BTreeMap::new(),
             steps: procedure::build(kind, setup, variant, &facts).expect("builds"),
             history: vec![],
+            window: None,
         }
     }
 

@@ -17,7 +17,6 @@ use crate::rotation::{Action as StepAction, Change, Event, Rotation, Setup, Step
 use crate::store::credentials::CredentialName;
 use crate::store::home::Home;
 use crate::store::{KeyStatus, Store};
-use crate::system::SystemCommands;
 use crate::system::clipboard::{Clipboard, Copied};
 use ratatui::crossterm::event::{KeyEvent, KeyEventKind};
 
@@ -270,8 +269,15 @@ fn push_machine(home: Home, name: &str) -> Result<Rotation, String> {
     let rotation = persist::open_rotation(&home.dir).map_err(|e| e.to_string())?.ok_or("no rotation is open")?;
     let machine = store.config().machines.iter().find(|m| m.name == name).ok_or("not in the roster")?.clone();
     let key = (rotation.variant != crate::rotation::Variant::Reset).then(|| store.active_key(rotation.kind));
-    let answer = fleet::push(&machine, rotation.kind, key.as_ref(), &SystemCommands, fleet::JOIN_TIMEOUT);
-    let change = fleet::machine_change(name, rotation.kind, rotation.new_fingerprint, &answer);
+    let remote = &crate::system::remote::SYSTEM;
+    let change = crate::rotation::machines::checked_push(
+        &machine,
+        rotation.kind,
+        key.as_ref(),
+        rotation.new_fingerprint,
+        remote,
+        fleet::JOIN_TIMEOUT,
+    );
     persist::commit(&home.dir, None, Event::step(&format!("machine-{name}"), change)).map_err(|e| e.to_string())
 }
 
@@ -924,7 +930,7 @@ impl App {
             match Store::open(home) {
                 Ok(store) => WorkResult::Fleet(fleet::fleet_status(
                     &store,
-                    &SystemCommands,
+                    &crate::system::remote::SYSTEM,
                     fleet::DEFAULT_PARALLEL,
                     fleet::STATUS_TIMEOUT,
                     &|m| {

@@ -1,0 +1,331 @@
+//! The block of per-machine steps: every roster machine joins (one remote
+//! session each), `parallel` at once, and each machine's step is checked
+//! off from its join report. The one process that drives the push commits
+//! the answers in batches as they arrive: one read, one write and one hold
+//! of the lock for all the answers that came while the last batch was being
+//! written, so the push stays linear in the roster's size.
+//!
+//! A push killed at any instant loses no machine: an answer not yet written
+//! leaves its step open, and the push run again joins that machine again,
+//! which changes nothing there (a join is idempotent) and reports the same.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::join::JoinReport;
+use super::persist::{self, PersistError};
+use super::procedure::{Action, Variant};
+use super::run::{Edge, RunError};
+use super::state::{Change, Event, Rotation, Step};
+use crate::keys::{Fingerprint, Key, KeyKind};
+use crate::report::StatusReport;
+use crate::store::Store;
+use crate::store::config::MachineEntry;
+use crate::system::Output;
+use crate::system::remote::{self, Remote, printable};
+
+/// How long one machine's status may take.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What one machine answered, or why it did not.
+pub type Answer<T> = Result<T, String>;
+
+fn describe_failure(out: &Output, timeout: Duration) -> String {
+    if out.timed_out {
+        return format!("no answer within {} s (the machine or its command hangs)", timeout.as_secs());
+    }
+    let tail = out.tail();
+    match out.code {
+        Some(127) => format!("keyturn was not found there (exit 127): {tail}"),
+        Some(255) => format!("unreachable, or its remote command was killed (the remote shell exited 255): {tail}"),
+        Some(code) => format!("exit {code}: {tail}"),
+        None => format!("killed: {tail}"),
+    }
+}
+
+impl JoinReport {
+    fn printable(mut self) -> JoinReport {
+        self.keyturn = printable(&self.keyturn);
+        self.machine = printable(&self.machine);
+        self.home = printable(&self.home);
+        for step in &mut self.steps {
+            step.id = printable(&step.id);
+            step.title = printable(&step.title);
+            step.state = printable(&step.state);
+            step.evidence = printable(&step.evidence);
+        }
+        self.needs_person = self.needs_person.iter().map(|n| printable(n)).collect();
+        self
+    }
+}
+
+/// `out` with the key's text, its base64 body and any part of it long enough
+/// to matter replaced, before anything of it is kept or shown.
+fn redacted(mut out: Output, key: Option<&Key>) -> Output {
+    let Some(key) = key else { return out };
+    let text = zeroize::Zeroizing::new(key.to_text());
+    let body = zeroize::Zeroizing::new(text.rsplit(':').next().unwrap_or_default().to_string());
+    let hide = |s: &mut String| {
+        for secret in [text.as_str(), body.as_str()] {
+            *s = s.replace(secret, "[key withheld]");
+        }
+        // A cut line may hold a piece of the body: any run of 16 or more of
+        // its characters in a row is withheld too.
+        let chars: Vec<char> = body.chars().collect();
+        for window in chars.windows(16) {
+            let piece: String = window.iter().collect();
+            if s.contains(&piece) {
+                *s = s.replace(&piece, "[key withheld]");
+            }
+        }
+    };
+    hide(&mut out.stdout);
+    hide(&mut out.stderr);
+    out
+}
+
+/// The join report in what a machine printed: one report, or the same one
+/// more than once (a transport that repeats itself). Two that disagree, a
+/// report cut short, or anything else is no answer.
+fn read_report(stdout: &str, kind: KeyKind) -> Result<JoinReport, String> {
+    let mut reports = Vec::new();
+    for item in serde_json::Deserializer::from_str(stdout).into_iter::<JoinReport>() {
+        match item {
+            Ok(report) => reports.push(report),
+            Err(e) if e.is_eof() => return Err("its answer was cut short (truncated)".into()),
+            Err(_) => return Err("its answer is not keyturn's join report".into()),
+        }
+    }
+    let Some(last) = reports.pop() else { return Err("it answered nothing".into()) };
+    if reports.iter().any(|r| r.kind != last.kind || r.fingerprints != last.fingerprints) {
+        return Err("it answered more than once, and the answers disagree".into());
+    }
+    if last.kind != kind {
+        return Err(format!("its answer is about the {} key, not the {kind} key", last.kind));
+    }
+    Ok(last)
+}
+
+/// Runs `keyturn rotation join` on `machine` (one session), the key on its
+/// standard input, and reads its report.
+pub fn push(
+    machine: &MachineEntry,
+    kind: KeyKind,
+    key: Option<&Key>,
+    remote: &dyn Remote,
+    timeout: Duration,
+) -> Answer<JoinReport> {
+    let input = key.map(|k| {
+        let mut text = zeroize::Zeroizing::new(k.to_text());
+        text.push('\n');
+        text
+    });
+    let out = remote
+        .join(machine, kind, input.as_ref().map(|t| t.as_bytes()), timeout)
+        .map_err(|e| format!("its command could not run: {e}"))?;
+    // A command that repeats its input (a shell reading the key line as a
+    // command, `cat`) would put the key in the evidence: cut it out first.
+    let out = redacted(out, key);
+    // Exit 3 (a person is needed there) still carries a report.
+    if !matches!(out.code, Some(0 | 3)) {
+        return Err(describe_failure(&out, timeout));
+    }
+    read_report(&out.stdout, kind)
+        .map(JoinReport::printable)
+        .map_err(|e| format!("{e}: {}", printable(&out.tail())))
+}
+
+/// Asks `machine` for its status (one session).
+pub fn status(machine: &MachineEntry, remote: &dyn Remote, timeout: Duration) -> Answer<StatusReport> {
+    let out = remote.status(machine, timeout).map_err(|e| format!("its command could not run: {e}"))?;
+    if !out.success() {
+        return Err(describe_failure(&out, timeout));
+    }
+    parse_status(&out.stdout).ok_or_else(|| format!("its answer is not keyturn's status: {}", out.tail()))
+}
+
+/// Reads what `keyturn status --json` printed on another machine, its text
+/// made safe to show.
+pub fn parse_status(json: &str) -> Option<StatusReport> {
+    let mut s: StatusReport = serde_json::from_str(json).ok()?;
+    s.keyturn = printable(&s.keyturn);
+    s.machine = printable(&s.machine);
+    s.home = printable(&s.home);
+    s.rotation = None;
+    for key in s.keys.values_mut() {
+        key.loaded = printable(&key.loaded);
+    }
+    Some(s)
+}
+
+/// Pushes the key to `machine` and checks its step off from its join
+/// report: one session. Only when the answer is missing or unclear does a
+/// second session ask its status, to say where it stands; such a machine is
+/// left waiting (run again to retry, or a person), never done.
+pub fn checked_push(
+    machine: &MachineEntry,
+    kind: KeyKind,
+    key: Option<&Key>,
+    new: Fingerprint,
+    remote: &dyn Remote,
+    timeout: Duration,
+) -> Change {
+    let answer = push(machine, kind, key, remote, timeout);
+    let Err(lost) = &answer else { return machine_change(&machine.name, kind, new, &answer) };
+    let name = &machine.name;
+    match status(machine, remote, STATUS_TIMEOUT.min(timeout)) {
+        Ok(s) if s.fingerprint(kind) == Some(new) => Change::Wait(format!(
+            "{name}: holds the new key {new} (its status says), but its join answer was lost ({lost}), so its restarts and upgrade are not confirmed. Run again to retry (a join changes nothing twice), or check there and type the fingerprint: keyturn rotation confirm machine-{name} --fingerprint {new}"
+        )),
+        Ok(s) => Change::Wait(format!(
+            "{name}: {lost}; its status shows {}, not the new key {new}. Run again to retry, or do it by hand: run `keyturn rotation join {kind}` there, then `keyturn fingerprint {kind}` and type what it shows",
+            s.fingerprint(kind).map_or_else(|| "no fingerprint".to_string(), |f| f.to_string())
+        )),
+        Err(e) => machine_change(name, kind, new, &Err(format!("{lost}; its status could not be read either ({e})"))),
+    }
+}
+
+/// The machine step's outcome from `machine`'s join answer.
+pub fn machine_change(name: &str, kind: KeyKind, new: Fingerprint, answer: &Answer<JoinReport>) -> Change {
+    let report = match answer {
+        Err(e) => {
+            return Change::Wait(format!(
+                "{name}: {e}. Run again to retry, or do it by hand: run `keyturn fingerprint {kind}` there and type what it shows"
+            ));
+        }
+        Ok(report) => report,
+    };
+    let got = report.fingerprints.get(kind);
+    if got != new {
+        return Change::Wait(format!(
+            "{name} reports {got} after the join, not the new key {new}: it did not take the key"
+        ));
+    }
+    if !report.needs_person.is_empty() {
+        return Change::Wait(format!(
+            "{name} is on {new} but needs a person there: {}",
+            report.needs_person.join("; ")
+        ));
+    }
+    // Flagged, not held: an operator may keep a store elsewhere on purpose
+    // (with --home); the fleet view shows it too.
+    let flag = if report.machine_wide {
+        String::new()
+    } else {
+        format!("; FLAGGED: a user store ({}), not the machine-wide one its services read", report.home)
+    };
+    Change::Done(format!(
+        "{name} reports {new} ({}, keyturn {}){flag}",
+        if report.changed { "imported" } else { "already on it" },
+        report.keyturn
+    ))
+}
+
+/// The block of machine steps from the current one: each roster machine
+/// joins, `edge.parallel` at once, and each step is checked off from its
+/// machine's report as it arrives. `None`: all done, go on; `Some`: stop here.
+pub fn run_block(
+    store: &Store,
+    home: &Path,
+    rotation: &Rotation,
+    edge: &Edge<'_>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Option<Rotation>, RunError> {
+    let roster = &store.config().machines;
+    let block: Vec<(String, MachineEntry)> = rotation
+        .steps
+        .iter()
+        .skip_while(|s| s.state.is_closed())
+        .take_while(|s| matches!(s.action, Action::Machine(_)))
+        .filter(|s| !s.state.is_closed())
+        .filter_map(|s| match &s.action {
+            Action::Machine(name) => roster.iter().find(|m| &m.name == name).map(|m| (s.id.clone(), m.clone())),
+            _ => None,
+        })
+        .collect();
+    // A machine step not in the roster waits for a typed fingerprint.
+    if block.is_empty() {
+        let Some(step) = rotation.current() else { return Ok(None) };
+        let change = by_hand(rotation, step);
+        return Ok(Some(persist::commit(home, None, Event::step(&step.id, change))?));
+    }
+    let key = (rotation.variant != Variant::Reset).then(|| store.active_key(rotation.kind));
+    let entries: Vec<MachineEntry> = block.iter().map(|(_, m)| m.clone()).collect();
+    let total = entries.len();
+    let parallel = edge.parallel.clamp(1, remote::MAX_PARALLEL);
+    progress(&format!("pushing the key to {total} machines, {} at once", parallel.min(total)));
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Change, Timestamp)>();
+    let mut last = None;
+    let mut failure = None;
+    let mut all_done = true;
+    let mut heard = 0;
+    std::thread::scope(|scope| {
+        let (entries, stop, key) = (&entries, &stop, key.as_ref());
+        scope.spawn(move || {
+            remote::each(
+                entries,
+                parallel,
+                &|m| {
+                    // After a write failed nothing more is pushed: the answers
+                    // could not be kept.
+                    (!stop.load(Ordering::SeqCst)).then(|| {
+                        checked_push(m, rotation.kind, key, rotation.new_fingerprint, edge.remote, edge.machine_timeout)
+                    })
+                },
+                &|i, _, change| {
+                    if let Some(change) = change {
+                        let _ = tx.send((i, change.clone(), Timestamp::now()));
+                    }
+                },
+            );
+        });
+        // The driver: whatever arrived while the last batch was written is
+        // the next batch.
+        while let Ok(first) = rx.recv() {
+            let batch: Vec<(usize, Change, Timestamp)> = std::iter::once(first).chain(rx.try_iter()).collect();
+            let mut events = Vec::with_capacity(batch.len());
+            for (i, change, at) in batch {
+                heard += 1;
+                let done = matches!(change, Change::Done(_));
+                all_done &= done;
+                let what = if done { "on the new key" } else { "needs attention" };
+                progress(&format!("[{heard}/{total}] {}: {what}", block[i].1.name));
+                events.push((Event::step(&block[i].0, change), at));
+            }
+            if failure.is_some() {
+                continue;
+            }
+            match persist::commit_batch(home, events) {
+                Ok((next, _refused)) => last = Some(next),
+                Err(e) => {
+                    stop.store(true, Ordering::SeqCst);
+                    failure = Some(e);
+                }
+            }
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    if heard < total {
+        all_done = false;
+    }
+    Ok(match last {
+        Some(next) if !all_done || !next.is_open() => Some(next),
+        Some(_) => None,
+        None => Some(persist::load(home)?.ok_or(PersistError::NoneOpen)?),
+    })
+}
+
+/// A machine step whose machine is not in the roster.
+pub fn by_hand(rotation: &Rotation, step: &Step) -> Change {
+    let Action::Machine(name) = &step.action else { return Change::Wait(String::new()) };
+    Change::Wait(format!(
+        "{name} is not in the roster: run `keyturn fingerprint {}` there and type what it shows: keyturn rotation confirm {} --fingerprint XXXX-XXXX-XXXX-XXXX",
+        rotation.kind, step.id
+    ))
+}
