@@ -10,14 +10,14 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{Fingerprint, KeyKind};
-pub use crate::rotation::join::{Fingerprints, JOIN_TIMEOUT, JoinReport};
-use crate::rotation::machines::{self, Answer};
-pub use crate::rotation::machines::STATUS_TIMEOUT;
 use crate::report::{StatusReport, WindowReport};
+pub use crate::rotation::join::{Fingerprints, JOIN_TIMEOUT, JoinReport};
+pub use crate::rotation::machines::STATUS_TIMEOUT;
+use crate::rotation::machines::{self, Answer};
 use crate::store::Store;
 use crate::store::config::MachineEntry;
-use crate::system::remote::{self, Remote};
 pub use crate::system::remote::DEFAULT_PARALLEL;
+use crate::system::remote::{self, Remote};
 
 /// What `keyturn status --json` says of a machine.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,4 +150,3 @@ pub fn fleet_status(
         .collect();
     FleetStatus { local, machines: rows, convergence, window }
 }
-

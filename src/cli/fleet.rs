@@ -26,7 +26,8 @@ pub fn join(store: &mut Store, kind: KeyKind, reset: bool, json: bool, wait: Dur
         Some(Key::parse(kind, &text).wrap_err(format!("the {kind} key was not joined"))?)
     };
     let edge = Edge::system(wait, keyturn::fleet::JOIN_TIMEOUT);
-    let report = keyturn::rotation::join::join(store, kind, key, &edge).wrap_err(format!("the {kind} key was not joined"))?;
+    let report =
+        keyturn::rotation::join::join(store, kind, key, &edge).wrap_err(format!("the {kind} key was not joined"))?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;

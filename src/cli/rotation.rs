@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use color_eyre::eyre::{self, WrapErr};
 use keyturn::keys::{Key, KeyKind};
+use keyturn::report::RotationReport;
 use keyturn::rotation::persist::{self, PersistError};
 use keyturn::rotation::run::{self as runner, Edge};
 use keyturn::rotation::{Change, Event, Rotation, Setup, Status, Step};
 use keyturn::store::Store;
-use keyturn::report::RotationReport;
 
 use super::{NotFinished, Usage, input};
 

@@ -234,4 +234,3 @@ fn upgrade(store: &Store) -> Change {
         }
     }
 }
-

@@ -133,9 +133,7 @@ pub fn push(
     if !matches!(out.code, Some(0 | 3)) {
         return Err(describe_failure(&out, timeout));
     }
-    read_report(&out.stdout, kind)
-        .map(JoinReport::printable)
-        .map_err(|e| format!("{e}: {}", printable(&out.tail())))
+    read_report(&out.stdout, kind).map(JoinReport::printable).map_err(|e| format!("{e}: {}", printable(&out.tail())))
 }
 
 /// Asks `machine` for its status (one session).
@@ -328,4 +326,269 @@ pub fn by_hand(rotation: &Rotation, step: &Step) -> Change {
         "{name} is not in the roster: run `keyturn fingerprint {}` there and type what it shows: keyturn rotation confirm {} --fingerprint XXXX-XXXX-XXXX-XXXX",
         rotation.kind, step.id
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::rotation::join::{Fingerprints, JoinStep};
+    use crate::rotation::{Setup, StepKind, StepState};
+    use crate::store::home::Home;
+    use crate::system::remote::FakeRemote;
+
+    const NEW: Fingerprint = Fingerprint([1; 8]);
+
+    fn report(name: &str, kind: KeyKind, fp: Fingerprint) -> JoinReport {
+        JoinReport {
+            keyturn: "0.1.0".into(),
+            machine: name.into(),
+            home: "/var/lib/keyturn".into(),
+            machine_wide: true,
+            time: Timestamp::UNIX_EPOCH,
+            kind,
+            fingerprints: Fingerprints { encryption: Fingerprint([0; 8]), communication: fp },
+            changed: true,
+            steps: vec![JoinStep {
+                id: "import".into(),
+                title: "Import the key".into(),
+                state: "done".into(),
+                evidence: "e".into(),
+            }],
+            needs_person: vec![],
+        }
+    }
+
+    fn out(code: i32, stdout: String) -> std::io::Result<Output> {
+        Ok(Output { code: Some(code), stdout, stderr: String::new(), timed_out: false })
+    }
+
+    fn json(r: &JoinReport) -> String {
+        serde_json::to_string_pretty(r).expect("json")
+    }
+
+    fn status_json(fp: Fingerprint) -> String {
+        format!(
+            r#"{{"keyturn": "0.1.0", "home": "/h", "machine_wide": true,
+               "keys": {{"encryption": {{"loaded": "custom", "fingerprint": "{}"}},
+                         "communication": {{"loaded": "custom", "fingerprint": "{fp}"}}}}}}"#,
+            Fingerprint([0; 8])
+        )
+    }
+
+    fn machine(name: &str) -> MachineEntry {
+        MachineEntry { name: name.into(), roles: vec![], command: None }
+    }
+
+    fn fake(joins: Vec<(&str, std::io::Result<Output>)>, statuses: Vec<(&str, String)>) -> FakeRemote {
+        let remote = FakeRemote::default();
+        for (name, answer) in joins {
+            remote.joins.lock().expect("joins").entry(name.into()).or_insert_with(VecDeque::new).push_back(answer);
+        }
+        for (name, answer) in statuses {
+            remote.statuses.lock().expect("statuses").entry(name.into()).or_default().push_back(out(0, answer));
+        }
+        remote
+    }
+
+    fn push_to(remote: &FakeRemote, name: &str) -> Change {
+        checked_push(&machine(name), KeyKind::Communication, None, NEW, remote, Duration::from_secs(5))
+    }
+
+    #[test]
+    fn a_machine_is_done_only_on_the_new_key_machine_wide() {
+        let good = report("m", KeyKind::Communication, NEW);
+        let kind = KeyKind::Communication;
+        assert!(matches!(machine_change("m", kind, NEW, &Ok(good.clone())), Change::Done(_)));
+        let user = JoinReport { machine_wide: false, ..good.clone() };
+        assert!(
+            matches!(machine_change("m", kind, NEW, &Ok(user)), Change::Done(w) if w.contains("FLAGGED: a user store"))
+        );
+        let other = report("m", kind, Fingerprint([2; 8]));
+        assert!(matches!(machine_change("m", kind, NEW, &Ok(other)), Change::Wait(w) if w.contains("did not take")));
+        assert!(matches!(machine_change("m", kind, NEW, &Err("unreachable".into())), Change::Wait(_)));
+    }
+
+    /// A clear join answer is the one session: no status is asked.
+    #[test]
+    fn one_session_per_machine_when_the_join_answers() {
+        let remote = fake(vec![("m", out(0, json(&report("m", KeyKind::Communication, NEW))))], vec![]);
+        assert!(matches!(push_to(&remote, "m"), Change::Done(_)));
+        assert_eq!(*remote.sessions.lock().expect("sessions"), vec![("m".to_string(), "join")]);
+    }
+
+    /// The same report twice (a transport that repeats itself) is one
+    /// answer; two that disagree, a report cut short, one about the other
+    /// key, or nothing, are unclear: the status is asked, and the machine is
+    /// left waiting, never done, even when its status shows the new key.
+    #[test]
+    fn duplicated_truncated_or_unclear_answers_are_never_done() {
+        let kind = KeyKind::Communication;
+        let good = json(&report("m", kind, NEW));
+        let twice = fake(vec![("m", out(0, format!("{good}\n{good}\n")))], vec![]);
+        assert!(matches!(push_to(&twice, "m"), Change::Done(_)));
+        assert_eq!(twice.sessions_of("m"), 1);
+
+        let differing = format!("{good}\n{}", json(&report("m", kind, Fingerprint([2; 8]))));
+        let truncated = good[..good.len() / 2].to_string();
+        let other_kind = json(&report("m", KeyKind::Encryption, NEW));
+        for (what, stdout) in [
+            ("disagree", differing),
+            ("truncated", truncated),
+            ("about the encryption key", other_kind),
+            ("answered nothing", String::new()),
+        ] {
+            let remote = fake(vec![("m", out(0, stdout))], vec![("m", status_json(NEW))]);
+            let change = push_to(&remote, "m");
+            assert!(
+                matches!(&change, Change::Wait(w) if w.contains("its join answer was lost") && w.contains("Run again to retry")),
+                "{what}: {change:?}"
+            );
+            assert_eq!(remote.sessions_of("m"), 2, "{what}: a join, then a status");
+        }
+    }
+
+    /// A lost answer (unreachable, killed, timed out, or no status either)
+    /// leaves the machine waiting for a retry or a person.
+    #[test]
+    fn a_lost_answer_is_retried_or_left_to_a_person() {
+        let unreachable = fake(vec![("m", out(255, "".into()))], vec![("m", status_json(Fingerprint([3; 8])))]);
+        let change = push_to(&unreachable, "m");
+        assert!(
+            matches!(&change, Change::Wait(w) if w.contains("unreachable") && w.contains("not the new key") && w.contains("Run again to retry")),
+            "{change:?}"
+        );
+        let timed_out = Ok(Output { code: None, stdout: String::new(), stderr: String::new(), timed_out: true });
+        let silent = fake(vec![("m", timed_out)], vec![]);
+        let change = push_to(&silent, "m");
+        assert!(
+            matches!(&change, Change::Wait(w) if w.contains("no answer within") && w.contains("could not be read either") && w.contains("do it by hand")),
+            "{change:?}"
+        );
+    }
+
+    fn home_with_rotation(names: &[String]) -> (tempfile::TempDir, Rotation) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let steps = names
+            .iter()
+            .map(|n| Step {
+                id: format!("machine-{n}"),
+                title: format!("Join {n}"),
+                detail: String::new(),
+                kind: StepKind::PerMachine,
+                action: Action::Machine(n.clone()),
+                seed_steps: vec![],
+                confirmable: false,
+                state: StepState::Pending,
+            })
+            .collect();
+        let mut rotation = Rotation {
+            format: persist::FORMAT,
+            revision: 0,
+            id: "r".into(),
+            kind: KeyKind::Communication,
+            setup: Setup::Multi,
+            variant: Variant::Import,
+            old_fingerprint: Fingerprint([0; 8]),
+            new_fingerprint: NEW,
+            started: Timestamp::UNIX_EPOCH,
+            operator: "op".into(),
+            machine: "first".into(),
+            status: crate::rotation::Status::Open,
+            before: Default::default(),
+            steps,
+            history: vec![],
+            window: None,
+        };
+        drop(persist::begin(dir.path(), &mut rotation).expect("begins"));
+        (dir, rotation)
+    }
+
+    /// Answers committed in any order, in batches of any size, some twice
+    /// (a late lost answer after a done one cannot undo it), end in the same
+    /// states and the same window.
+    #[test]
+    fn answers_in_any_order_and_duplicated_reach_the_same_state() {
+        let names: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+        let at = |i: usize| Timestamp::from_second(1_000 + i as i64).expect("time");
+        let change = |i: usize| {
+            if i == 4 { Change::Wait("m4: lost".into()) } else { Change::Done(format!("m{i} reports {NEW}")) }
+        };
+        let orders: [&[usize]; 4] =
+            [&[0, 1, 2, 3, 4, 5], &[5, 4, 3, 2, 1, 0], &[3, 0, 5, 1, 4, 2], &[2, 2, 0, 5, 1, 3, 4, 0]];
+        let mut finals = Vec::new();
+        for (n, order) in orders.iter().enumerate() {
+            let (dir, _) = home_with_rotation(&names);
+            // Batches of n + 1 answers.
+            for chunk in order.chunks(n + 1) {
+                let events = chunk.iter().map(|&i| (Event::step(&format!("machine-m{i}"), change(i)), at(i))).collect();
+                persist::commit_batch(dir.path(), events).expect("commits");
+            }
+            // A lost answer arriving late for a machine already done.
+            let (r, refused) = persist::commit_batch(
+                dir.path(),
+                vec![(Event::step("machine-m1", Change::Wait("m1: lost".into())), at(9))],
+            )
+            .expect("commits");
+            assert!(refused[0].is_err(), "a done machine stays done");
+            let states: Vec<(String, String)> =
+                r.steps.iter().map(|s| (s.id.clone(), s.state.name().to_string())).collect();
+            finals.push((states, r.window));
+        }
+        assert!(finals.windows(2).all(|w| w[0] == w[1]), "{finals:?}");
+        let (states, window) = &finals[0];
+        assert_eq!(states.iter().filter(|(_, s)| s == "done").count(), 5);
+        assert_eq!(states[4].1, "waiting");
+        let window = window.expect("a window");
+        assert_eq!((window.first, window.last, window.machines), (at(0), at(5), 5));
+    }
+
+    /// The whole block through the fake fleet: every answer lands, each
+    /// machine had one session, the window spans them.
+    #[test]
+    fn the_block_checks_off_every_machine_with_one_session_each() {
+        let names: Vec<String> = (0..40).map(|i| format!("m{i:02}")).collect();
+        let (dir, rotation) = home_with_rotation(&names);
+        let roster: String = names.iter().map(|n| format!("[[machines]]\nname = \"{n}\"\n")).collect();
+        std::fs::write(dir.path().join("keyturn.toml"), roster).expect("config");
+        let store = Store::open(Home { dir: dir.path().into(), machine_wide: false }).expect("store");
+        let lost = "m07";
+        let remote = fake(
+            names
+                .iter()
+                .map(|n| {
+                    let answer = if n == lost {
+                        out(255, String::new())
+                    } else {
+                        out(0, json(&report(n, KeyKind::Communication, NEW)))
+                    };
+                    (n.as_str(), answer)
+                })
+                .collect(),
+            vec![(lost, status_json(Fingerprint([0; 8])))],
+        );
+        let edge = Edge {
+            processes: &crate::system::processes::FakeProcesses { running: vec![] },
+            commands: &crate::system::command::FakeCommands::default(),
+            wait: Duration::ZERO,
+            poll: Duration::from_millis(1),
+            command_timeout: Duration::from_secs(1),
+            machine_timeout: Duration::from_secs(1),
+            remote: &remote,
+            parallel: 8,
+        };
+        let mut heard = Vec::new();
+        let next = run_block(&store, dir.path(), &rotation, &edge, &mut |p| heard.push(p.to_string()))
+            .expect("runs")
+            .expect("stops: one machine waits");
+        assert_eq!(next.steps.iter().filter(|s| s.state.name() == "done").count(), 39);
+        assert_eq!(next.steps.iter().find(|s| s.id == "machine-m07").map(|s| s.state.name()), Some("waiting"));
+        for n in &names {
+            assert_eq!(remote.sessions_of(n), if n == lost { 2 } else { 1 }, "{n}");
+        }
+        assert_eq!(next.window.map(|w| w.machines), Some(39));
+        assert!(heard.iter().any(|p| p.starts_with("[40/40] ")), "progress counts every answer: {heard:?}");
+        assert_eq!(persist::load(dir.path()).expect("loads"), Some(next));
+    }
 }

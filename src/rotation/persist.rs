@@ -198,4 +198,3 @@ pub fn commit_batch(
     }
     Ok((next, refusals))
 }
-

@@ -58,7 +58,9 @@ impl Lock {
         }
         match file.try_lock() {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => file = wait_for(file, wait).map_err(io)?.ok_or_else(|| busy(&path, home))?,
+            Err(TryLockError::WouldBlock) => {
+                file = wait_for(file, wait).map_err(io)?.ok_or_else(|| busy(&path, home))?
+            }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
         let note = format!(

@@ -18,8 +18,13 @@ use crate::store::config::MachineEntry;
 pub trait Remote: Send + Sync {
     /// Runs `keyturn rotation join <kind> --json` there (`--reset` when
     /// there is no key), `input` (the key's text) on its standard input.
-    fn join(&self, machine: &MachineEntry, kind: KeyKind, input: Option<&[u8]>, timeout: Duration)
-    -> io::Result<Output>;
+    fn join(
+        &self,
+        machine: &MachineEntry,
+        kind: KeyKind,
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> io::Result<Output>;
     /// Runs `keyturn status --json` there.
     fn status(&self, machine: &MachineEntry, timeout: Duration) -> io::Result<Output>;
 }
