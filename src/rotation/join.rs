@@ -5,10 +5,10 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::evidence;
 use super::run::{self as runner, Edge, RunError};
 use super::{Change, Rotation, Setup, Status};
 use crate::keys::{Fingerprint, Key, KeyKind};
-use crate::project;
 use crate::store::Store;
 use crate::store::credentials::CredentialState;
 
@@ -95,7 +95,7 @@ pub fn join(store: &mut Store, kind: KeyKind, key: Option<Key>, edge: &Edge<'_>)
     let new_fp = key.as_ref().map_or_else(|| Key::default_for(kind).fingerprint(), Key::fingerprint);
     let (variant, plan) = runner::plan(store, kind, Setup::Single, key.is_none())?;
     let before =
-        store.config().components.all().iter().map(|(id, _, c)| (id.to_string(), runner::running(c, edge))).collect();
+        store.config().components.all().iter().map(|(id, _, c)| (id.to_string(), evidence::running(c, edge))).collect();
     let change = match key {
         Some(key) => store.import(key)?,
         None => store.reset_communication()?,
@@ -136,9 +136,9 @@ pub fn join(store: &mut Store, kind: KeyKind, key: Option<Key>, edge: &Edge<'_>)
     for step in plan.iter().filter(|s| s.kind == crate::rotation::StepKind::Restart && !s.state.is_closed()) {
         let crate::rotation::Action::Restart(id) = &step.action else { continue };
         let outcome = if change.changed {
-            runner::restart_step(store, &rotation, id, edge, &mut |_| {})
+            evidence::restart_step(store, &rotation, id, edge, &mut |_| {})
         } else {
-            runner::unchanged_component(store, &rotation, id, edge)
+            evidence::unchanged_component(store, &rotation, id, edge)
         };
         steps.push(joined(&step.id, &step.title, &outcome));
     }
@@ -174,22 +174,19 @@ pub fn join(store: &mut Store, kind: KeyKind, key: Option<Key>, edge: &Edge<'_>)
     })
 }
 
-/// `git pull --ff-only` in each clean Git project; others need a person.
+/// `git pull --ff-only` in each Git project; others need a person.
 fn get_latest(store: &Store, edge: &Edge<'_>) -> Change {
     let facts = runner::facts(store);
     if facts.projects.is_empty() {
         return Change::Skip("no project is registered here".into());
     }
-    let mut problems = Vec::new();
-    for dir in &facts.git_projects {
-        let argv: Vec<String> =
-            ["git", "-C", &dir.display().to_string(), "pull", "--ff-only", "--quiet"].map(String::from).to_vec();
-        match edge.commands.run(&argv, &[("GIT_TERMINAL_PROMPT", "0")], edge.command_timeout) {
-            Ok(out) if out.success() => {}
-            Ok(out) => problems.push(format!("{}: git pull failed: {}", dir.display(), out.tail())),
-            Err(e) => problems.push(format!("{}: git could not run: {e}", dir.display())),
-        }
-    }
+    let mut problems: Vec<String> = facts
+        .git_projects
+        .iter()
+        .filter_map(|dir| {
+            evidence::git(dir, edge, &["pull", "--ff-only", "--quiet"]).err().map(|e| format!("{}: {e}", dir.display()))
+        })
+        .collect();
     let manual = facts.projects.len() - facts.git_projects.len();
     if manual > 0 {
         problems.push(format!("{manual} projects are not Git work trees: get their latest version by hand"));
@@ -201,26 +198,18 @@ fn get_latest(store: &Store, edge: &Edge<'_>) -> Change {
     }
 }
 
+/// Upgrades what is still under a retired key: what this run changed, and
+/// what it cannot decrypt.
 fn upgrade(store: &Store) -> Change {
-    let roots = store.config().project_dirs(&store.home().dir);
-    if roots.is_empty() {
+    if store.config().projects.is_empty() {
         return Change::Skip("no project is registered here".into());
     }
-    let result = store
-        .lock("join upgrade")
-        .map_err(|e| e.to_string())
-        .and_then(|_lock| project::upgrade(&roots, &store.keyring(), false, &mut |_| {}).map_err(|e| e.to_string()));
-    match result {
+    match evidence::upgrade_projects(store, "join upgrade", &mut |_| {}) {
         Err(e) => Change::Fail(format!("the upgrade stopped: {e}")),
         Ok(reports) => {
             let upgraded: usize = reports.iter().map(|r| r.upgraded).sum();
             let current: usize = reports.iter().map(|r| r.current).sum();
-            let unreadable: Vec<String> = reports
-                .iter()
-                .flat_map(|r| {
-                    r.unreadable.iter().map(move |u| format!("{}:{}", r.project.join(&u.file).display(), u.line))
-                })
-                .collect();
+            let unreadable = evidence::unreadable(&reports, false);
             let summary = format!("{upgraded} tokens re-encrypted, {current} already current");
             if unreadable.is_empty() {
                 Change::Done(summary)

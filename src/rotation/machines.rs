@@ -11,7 +11,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
@@ -26,6 +26,9 @@ use crate::store::Store;
 use crate::store::config::MachineEntry;
 use crate::system::Output;
 use crate::system::remote::{self, Remote, printable};
+
+/// The least time between two writes of the push's answers.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How long one machine's status may take.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -281,10 +284,23 @@ pub fn run_block(
                 },
             );
         });
-        // The driver: whatever arrived while the last batch was written is
-        // the next batch.
+        // The driver: the answers that arrive within a flush interval of
+        // the last write are the next batch, so the writes (each O(roster))
+        // take a bounded share of the time however many machines answer.
+        let mut last_write: Option<Instant> = None;
         while let Ok(first) = rx.recv() {
-            let batch: Vec<(usize, Change, Timestamp)> = std::iter::once(first).chain(rx.try_iter()).collect();
+            let mut batch = vec![first];
+            if let Some(at) = last_write {
+                let due = at + FLUSH_INTERVAL;
+                while let Some(left) = due.checked_duration_since(Instant::now()) {
+                    match rx.recv_timeout(left) {
+                        Ok(answer) => batch.push(answer),
+                        Err(_) => break,
+                    }
+                }
+            }
+            batch.extend(rx.try_iter());
+            last_write = Some(Instant::now());
             let mut events = Vec::with_capacity(batch.len());
             for (i, change, at) in batch {
                 heard += 1;

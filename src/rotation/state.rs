@@ -287,6 +287,14 @@ impl Rotation {
 /// Applies `event` to `rotation` at `now`: the new rotation, or why the
 /// event is impossible (and the rotation unchanged).
 pub fn apply(mut rotation: Rotation, event: Event, now: Timestamp) -> Result<Rotation, TransitionError> {
+    apply_in_place(&mut rotation, event, now)?;
+    Ok(rotation)
+}
+
+/// [`apply`] on a rotation in place, for a caller applying many events to
+/// one large rotation (a fleet push): on a refusal it is left untouched,
+/// as every check comes before the first change.
+pub fn apply_in_place(rotation: &mut Rotation, event: Event, now: Timestamp) -> Result<(), TransitionError> {
     if !rotation.is_open() {
         return Err(TransitionError::Closed(rotation.status_name()));
     }
@@ -296,7 +304,7 @@ pub fn apply(mut rotation: Rotation, event: Event, now: Timestamp) -> Result<Rot
                 if reason.trim().is_empty() { "no reason given".to_string() } else { reason.trim().to_string() };
             rotation.record(now, None, format!("aborted: {reason}; the key was not rolled back"));
             rotation.status = Status::Aborted { at: now, reason };
-            return Ok(rotation);
+            return Ok(());
         }
         Event::Step { step, change } => (step, change),
     };
@@ -349,7 +357,7 @@ pub fn apply(mut rotation: Rotation, event: Event, now: Timestamp) -> Result<Rot
     };
     if rotation.steps[index].state == new_state {
         // Nothing new (e.g. still waiting for the same thing): no transition.
-        return Ok(rotation);
+        return Ok(());
     }
     let outcome = format!("{}{}", new_state.name(), new_state.evidence().map(|e| format!(": {e}")).unwrap_or_default());
     if matches!(new_state, StepState::Done { .. }) && matches!(rotation.steps[index].action, Action::Machine(_)) {
@@ -364,7 +372,7 @@ pub fn apply(mut rotation: Rotation, event: Event, now: Timestamp) -> Result<Rot
         rotation.status = Status::Finished { at: now };
         rotation.record(now, None, "finished: every step done or skipped".into());
     }
-    Ok(rotation)
+    Ok(())
 }
 
 #[cfg(test)]

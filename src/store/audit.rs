@@ -83,6 +83,21 @@ impl AuditLine<'_> {
     }
 }
 
+/// Appends `lines` to the log in `home` in one write, flushed to disk once.
+pub fn append_all(home: &Path, lines: &[AuditLine<'_>]) -> Result<(), StoreError> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let path = home.join(AUDIT_FILE);
+    let mut bytes = Vec::new();
+    for line in lines {
+        serde_json::to_writer(&mut bytes, line)
+            .map_err(|e| StoreError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
+        bytes.push(b'\n');
+    }
+    append_bytes(&path, &bytes)
+}
+
 /// Appends whole lines to the audit log and flushes them to disk.
 fn append_bytes(path: &Path, line: &[u8]) -> Result<(), StoreError> {
     let io = |source| StoreError::Io { path: path.to_path_buf(), source };
@@ -90,8 +105,26 @@ fn append_bytes(path: &Path, line: &[u8]) -> Result<(), StoreError> {
     options.append(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.read(true);
     let mut file = options.open(path).map_err(io)?;
-    file.write_all(line).and_then(|()| file.sync_data()).map_err(io)
+    // A write cut by a kill may have left a partial last line: end it, so
+    // the lines that follow read (the partial one is skipped and its
+    // transitions written again from the rotation's history).
+    let torn = {
+        use std::io::{Read, Seek, SeekFrom};
+        let len = file.metadata().map_err(io)?.len();
+        let mut last = [b'\n'];
+        if len > 0 {
+            file.seek(SeekFrom::Start(len - 1)).and_then(|_| file.read_exact(&mut last)).map_err(io)?;
+        }
+        last[0] != b'\n'
+    };
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    if torn {
+        bytes.push(b'\n');
+    }
+    bytes.extend_from_slice(line);
+    file.write_all(&bytes).and_then(|()| file.sync_data()).map_err(io)
 }
 
 /// The highest transition number of rotation `id` already in the log, read
