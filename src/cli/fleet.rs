@@ -4,6 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use color_eyre::eyre::{self, WrapErr};
+use keyturn::display;
 use keyturn::fleet::{self, FleetStatus, JoinReport};
 use keyturn::keys::{Key, KeyKind};
 use keyturn::rotation::run::Edge;
@@ -30,7 +31,7 @@ pub fn join(store: &mut Store, kind: KeyKind, reset: bool, json: bool, wait: Dur
         keyturn::rotation::join::join(store, kind, key, &edge).wrap_err(format!("the {kind} key was not joined"))?;
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        writeln!(out, "{}", keyturn::display::json(&report)?)?;
     } else {
         print_report(&mut out, &report)?;
     }
@@ -43,6 +44,37 @@ pub fn join(store: &mut Store, kind: KeyKind, reset: bool, json: bool, wait: Dur
             report.needs_person.join("; ")
         ))
         .into())
+    }
+}
+
+/// `rotation join --json` that failed: its JSON report all the same, with
+/// the failure, so the first machine (or a fleet tool) reads why.
+pub fn print_join_failure(home: Option<&keyturn::store::home::Home>, kind: KeyKind, error: &eyre::Report) {
+    if error.chain().any(|c| c.downcast_ref::<NotFinished>().is_some()) {
+        return; // A report was printed already; a person is needed there.
+    }
+    let mut message: Vec<String> = Vec::new();
+    for cause in error.chain().map(ToString::to_string) {
+        if !message.last().is_some_and(|parent| parent.ends_with(&cause)) {
+            message.push(cause);
+        }
+    }
+    let message = message.join(": ");
+    let doc = serde_json::json!({
+        "keyturn": env!("CARGO_PKG_VERSION"),
+        "machine": keyturn::system::machine(),
+        "home": home.map(|h| h.dir.display().to_string()),
+        "machine_wide": home.is_some_and(|h| h.machine_wide),
+        "time": jiff::Timestamp::now().to_string(),
+        "kind": kind.name(),
+        "changed": false,
+        "failed": true,
+        "error": message,
+        "steps": [{"id": "import", "title": "Import the key", "state": "failed", "evidence": message}],
+        "needs_person": [message],
+    });
+    if let Ok(text) = serde_json::to_string_pretty(&doc) {
+        let _ = writeln!(std::io::stdout(), "{text}");
     }
 }
 
@@ -98,7 +130,7 @@ pub fn status(store: &Store, json: bool, parallel: usize) -> eyre::Result<()> {
     });
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&fleet)?)?;
+        writeln!(out, "{}", keyturn::display::json(&fleet)?)?;
     } else {
         print_fleet(&mut out, &fleet)?;
     }
@@ -143,7 +175,7 @@ fn print_fleet(out: &mut impl Write, fleet: &FleetStatus) -> std::io::Result<()>
             )?,
         }
         if let Some(rollout) = &row.rollout {
-            writeln!(out, "{:<16} rollout: {rollout}", "")?;
+            writeln!(out, "{:<16} rollout: {}", "", display::escape(rollout))?;
         }
     }
     for (kind, c) in &fleet.convergence {

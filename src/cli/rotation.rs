@@ -20,7 +20,7 @@ fn print_steps(out: &mut impl Write, steps: &[Step], current: Option<&str>) -> s
         let is_current = current == Some(step.id.as_str());
         writeln!(out, "{} {:<22} {}", step.marker(is_current), step.id, step.title)?;
         if let Some(evidence) = step.state.evidence() {
-            writeln!(out, "      {evidence}")?;
+            writeln!(out, "      {}", keyturn::display::escape(evidence))?;
         }
     }
     Ok(())
@@ -50,7 +50,9 @@ pub fn start(
     key_source: KeySource<'_>,
     wait: Duration,
 ) -> eyre::Result<()> {
+    let edge = Edge::system(wait, keyturn::fleet::JOIN_TIMEOUT);
     let key = match key_source {
+        KeySource::Rollback => return start_rollback(store, kind, setup, &edge),
         KeySource::Reset if kind == KeyKind::Encryption => {
             return Err(Usage("the encryption key has no reset (as in the original); import a new key".into()).into());
         }
@@ -61,12 +63,31 @@ pub fn start(
             Some(Key::parse(kind, &text).wrap_err("the rotation was not started")?)
         }
     };
-    let rotation = runner::start(store, kind, setup, key, &Edge::system(wait, keyturn::fleet::JOIN_TIMEOUT))
-        .wrap_err("the rotation was not started")?;
+    let rotation = runner::start(store, kind, setup, key, &edge).wrap_err("the rotation was not started")?;
     eprintln!("{} started; the key is imported.", describe(&rotation));
     if setup == Setup::Multi {
         eprintln!("Other machines need this key: `keyturn show {kind}` prints it when the distribute step comes.");
     }
+    eprintln!("Next: keyturn rotation run");
+    let mut out = std::io::stdout().lock();
+    print_steps(&mut out, &rotation.steps, rotation.current().map(|s| s.id.as_str()))?;
+    Ok(())
+}
+
+fn start_rollback(store: &mut Store, kind: KeyKind, setup: Setup, edge: &Edge<'_>) -> eyre::Result<()> {
+    let rotation = runner::start_rollback(store, kind, setup, edge).wrap_err("the rollback was not started")?;
+    eprintln!(
+        "{} started: a rollback to the previous key {} (from {}), which is imported; {} is kept {}.",
+        describe(&rotation),
+        rotation.new_fingerprint,
+        rotation.old_fingerprint,
+        rotation.old_fingerprint,
+        if kind == KeyKind::Encryption {
+            "in the keyring as retired, so nothing sealed under it is lost"
+        } else {
+            "as the previous key"
+        }
+    );
     eprintln!("Next: keyturn rotation run");
     let mut out = std::io::stdout().lock();
     print_steps(&mut out, &rotation.steps, rotation.current().map(|s| s.id.as_str()))?;
@@ -81,6 +102,8 @@ pub enum KeySource<'a> {
     Input(Option<&'a Path>),
     /// The communication key's default.
     Reset,
+    /// The previous key, from the keyring.
+    Rollback,
 }
 
 /// The open rotation's summary for `keyturn status --json`.
@@ -93,7 +116,7 @@ pub fn status(store: &Store, json: bool) -> eyre::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         let report = rotation.as_ref().map(RotationReport::of);
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        writeln!(out, "{}", keyturn::display::json(&report)?)?;
         return Ok(());
     }
     let Some(r) = rotation else {
@@ -164,7 +187,7 @@ fn finish_message(rotation: &Rotation) -> eyre::Result<()> {
         (Status::Open, Some(step)) => Err(NotFinished(format!(
             "step `{}` needs a person: {}",
             step.id,
-            step.state.evidence().unwrap_or(&step.title)
+            keyturn::display::escape(step.state.evidence().unwrap_or(&step.title))
         ))
         .into()),
         _ => Ok(()),
@@ -204,9 +227,12 @@ fn next_hint(rotation: &Rotation) {
 pub fn abort(store: &Store, reason: Option<&str>) -> eyre::Result<()> {
     let rotation = commit(store, Event::Abort { reason: reason.unwrap_or_default().to_string() })?;
     eprintln!(
-        "The rotation is aborted and recorded. The key was not rolled back: the {} key is still {}; import the old key (or reset) to go back.",
+        "The rotation is aborted and recorded. The key was not rolled back: the {} key is still {}; to go back to {}, the previous key, which keyturn kept: keyturn rotation start {} --setup {} --rollback",
         rotation.kind,
-        store.active_key(rotation.kind).fingerprint()
+        store.active_key(rotation.kind).fingerprint(),
+        rotation.old_fingerprint,
+        rotation.kind,
+        if rotation.setup == Setup::Multi { "multi" } else { "single" }
     );
     Ok(())
 }

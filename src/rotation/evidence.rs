@@ -208,7 +208,8 @@ pub fn upgrade_projects(
 ) -> Result<Vec<project::ProjectReport>, String> {
     let roots = store.config().project_dirs(&store.home().dir);
     store.lock(doing).map_err(|e| e.to_string()).and_then(|_lock| {
-        project::upgrade(&roots, &store.keyring(), false, &mut |p| {
+        let ring = store.keyring_now().map_err(|e| e.to_string())?;
+        project::upgrade(&roots, &ring, false, &mut |p| {
             let step = (p.files_total / 100).max(1);
             if p.files_done % step == 0 || p.files_done == p.files_total {
                 let what = if p.pass == 1 { "checking" } else { "rewriting" };
@@ -219,16 +220,26 @@ pub fn upgrade_projects(
     })
 }
 
-/// The tokens the upgrade could not decrypt, as `file:line`, with the
-/// reason when `why`.
+/// The tokens the upgrade could not decrypt, as `file:line` (with the
+/// reason when `why`), and the files it skipped that hold tokens.
 pub fn unreadable(reports: &[project::ProjectReport], why: bool) -> Vec<String> {
     reports
         .iter()
         .flat_map(|r| {
-            r.unreadable.iter().map(move |u| {
-                let at = format!("{}:{}", r.project.join(&u.file).display(), u.line);
-                if why { format!("{at} ({})", u.reason) } else { at }
-            })
+            let path = move |file: &Path| crate::display::path(&r.project.join(file));
+            r.unreadable
+                .iter()
+                .map(move |u| {
+                    let at = format!("{}:{}", path(&u.file), u.line);
+                    if why { format!("{at} ({})", u.reason) } else { at }
+                })
+                .chain(r.skipped.iter().map(move |f| {
+                    if why {
+                        format!("{}: skipped ({}), holds {} tokens", path(&f.file), f.reason, f.tokens)
+                    } else {
+                        format!("{} (skipped: {}, {} tokens)", path(&f.file), f.reason, f.tokens)
+                    }
+                }))
         })
         .collect()
 }
@@ -416,6 +427,7 @@ mod tests {
             variant: Variant::Import,
             old_fingerprint: old,
             new_fingerprint: new,
+            rollback: false,
             started: Timestamp::UNIX_EPOCH,
             operator: "op".into(),
             machine: "m".into(),

@@ -119,6 +119,7 @@ pub fn join(store: &mut Store, kind: KeyKind, key: Option<Key>, edge: &Edge<'_>)
         variant,
         old_fingerprint: if change.changed { old.fingerprint() } else { change.old },
         new_fingerprint: new_fp,
+        rollback: false,
         started: Timestamp::now(),
         operator: crate::system::operator(),
         machine: crate::system::machine(),

@@ -37,6 +37,10 @@ pub const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
 pub type Answer<T> = Result<T, String>;
 
 fn describe_failure(out: &Output, timeout: Duration) -> String {
+    printable(&describe_output(out, timeout))
+}
+
+fn describe_output(out: &Output, timeout: Duration) -> String {
     if out.timed_out {
         return format!("no answer within {} s (the machine or its command hangs)", timeout.as_secs());
     }
@@ -69,25 +73,48 @@ impl JoinReport {
 /// to matter replaced, before anything of it is kept or shown.
 fn redacted(mut out: Output, key: Option<&Key>) -> Output {
     let Some(key) = key else { return out };
+    withhold(&mut out.stdout, key);
+    withhold(&mut out.stderr, key);
+    out
+}
+
+/// `s` with the key's text, its base64 body and any run of 16 or more of
+/// the body's characters in a row (a cut line may hold a piece) replaced.
+fn withhold(s: &mut String, key: &Key) {
     let text = zeroize::Zeroizing::new(key.to_text());
     let body = zeroize::Zeroizing::new(text.rsplit(':').next().unwrap_or_default().to_string());
-    let hide = |s: &mut String| {
-        for secret in [text.as_str(), body.as_str()] {
-            *s = s.replace(secret, "[key withheld]");
+    for secret in [text.as_str(), body.as_str()] {
+        *s = s.replace(secret, "[key withheld]");
+    }
+    let chars: Vec<char> = body.chars().collect();
+    for window in chars.windows(16) {
+        let piece: String = window.iter().collect();
+        if s.contains(&piece) {
+            *s = s.replace(&piece, "[key withheld]");
         }
-        // A cut line may hold a piece of the body: any run of 16 or more of
-        // its characters in a row is withheld too.
-        let chars: Vec<char> = body.chars().collect();
-        for window in chars.windows(16) {
-            let piece: String = window.iter().collect();
-            if s.contains(&piece) {
-                *s = s.replace(&piece, "[key withheld]");
+    }
+}
+
+impl JoinReport {
+    /// The report with the key withheld from every text it carries: a
+    /// remote that repeats its input in its report (JSON escapes and all)
+    /// must not get the key into the evidence, the rotation state or the
+    /// screen.
+    fn withheld(mut self, key: Option<&Key>) -> JoinReport {
+        let Some(key) = key else { return self };
+        for s in [&mut self.keyturn, &mut self.machine, &mut self.home] {
+            withhold(s, key);
+        }
+        for step in &mut self.steps {
+            for s in [&mut step.id, &mut step.title, &mut step.state, &mut step.evidence] {
+                withhold(s, key);
             }
         }
-    };
-    hide(&mut out.stdout);
-    hide(&mut out.stderr);
-    out
+        for s in &mut self.needs_person {
+            withhold(s, key);
+        }
+        self
+    }
 }
 
 /// The join report in what a machine printed: one report, or the same one
@@ -136,7 +163,9 @@ pub fn push(
     if !matches!(out.code, Some(0 | 3)) {
         return Err(describe_failure(&out, timeout));
     }
-    read_report(&out.stdout, kind).map(JoinReport::printable).map_err(|e| format!("{e}: {}", printable(&out.tail())))
+    read_report(&out.stdout, kind)
+        .map(|r| r.withheld(key).printable())
+        .map_err(|e| printable(&format!("{e}: {}", out.tail())))
 }
 
 /// Asks `machine` for its status (one session).
@@ -145,7 +174,7 @@ pub fn status(machine: &MachineEntry, remote: &dyn Remote, timeout: Duration) ->
     if !out.success() {
         return Err(describe_failure(&out, timeout));
     }
-    parse_status(&out.stdout).ok_or_else(|| format!("its answer is not keyturn's status: {}", out.tail()))
+    parse_status(&out.stdout).ok_or_else(|| printable(&format!("its answer is not keyturn's status: {}", out.tail())))
 }
 
 /// Reads what `keyturn status --json` printed on another machine, its text
@@ -508,6 +537,7 @@ mod tests {
             variant: Variant::Import,
             old_fingerprint: Fingerprint([0; 8]),
             new_fingerprint: NEW,
+            rollback: false,
             started: Timestamp::UNIX_EPOCH,
             operator: "op".into(),
             machine: "first".into(),

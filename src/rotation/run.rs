@@ -15,9 +15,10 @@ use super::persist::{self, PersistError};
 use super::procedure::{self, Action, Facts, Setup, Variant};
 use super::state::{Change, Event, Rotation, Status, Step};
 use crate::keys::{Fingerprint, Key, KeyKind};
+use crate::store::audit::AuditLine;
 use crate::store::config::Role;
 use crate::store::credentials::CredentialState;
-use crate::store::{Store, StoreError};
+use crate::store::{Previous, Store, StoreError};
 use crate::system::{Commands, Processes};
 
 /// The system edge a rotation uses, and how long it waits.
@@ -77,6 +78,12 @@ pub enum RunError {
     WrongKey { given: Fingerprint, expected: Fingerprint },
     #[error("the encryption key has no reset (as in the original); import a new key")]
     NoEncryptionReset,
+    #[error("there is no previous {kind} key to roll back to: {current} is the only one this machine has held")]
+    NothingToRollBack { kind: KeyKind, current: Fingerprint },
+    #[error(
+        "the previous encryption key was the built-in default, and the encryption key has no reset (as in the original): nothing to roll back to from {current}"
+    )]
+    NoEncryptionRollbackToDefault { current: Fingerprint },
 }
 
 /// What this machine's configuration says about which steps apply.
@@ -137,6 +144,38 @@ pub fn start(
     key: Option<Key>,
     edge: &Edge<'_>,
 ) -> Result<Rotation, RunError> {
+    start_with(store, kind, setup, key, edge, false)
+}
+
+/// Starts a rollback: a rotation, with the same checklist and evidence,
+/// whose key is the previous one from the keyring (the one the last
+/// rotation of `kind` replaced, or else the one replaced last); on every
+/// machine in the multiple-machines setup, through the same `join`. The
+/// key rolled back from stays in the ring as retired (an encryption key),
+/// so nothing sealed under it is lost.
+pub fn start_rollback(store: &mut Store, kind: KeyKind, setup: Setup, edge: &Edge<'_>) -> Result<Rotation, RunError> {
+    *store = Store::open(store.home().clone())?;
+    let last = persist::load(&store.home().dir)?.filter(|r| r.kind == kind && !r.is_open());
+    let current = store.active_key(kind).fingerprint();
+    let key = match store.previous_key(kind, last.map(|r| r.old_fingerprint)) {
+        None => return Err(RunError::NothingToRollBack { kind, current }),
+        Some(Previous::Default) if kind == KeyKind::Encryption => {
+            return Err(RunError::NoEncryptionRollbackToDefault { current });
+        }
+        Some(Previous::Default) => None,
+        Some(Previous::Key(key)) => Some(key),
+    };
+    start_with(store, kind, setup, key, edge, true)
+}
+
+fn start_with(
+    store: &mut Store,
+    kind: KeyKind,
+    setup: Setup,
+    key: Option<Key>,
+    edge: &Edge<'_>,
+    rollback: bool,
+) -> Result<Rotation, RunError> {
     let (variant, steps) = plan(store, kind, setup, key.is_none())?;
     let new = key.as_ref().map_or_else(|| Key::default_for(kind).fingerprint(), Key::fingerprint);
     let now = Timestamp::now();
@@ -151,6 +190,7 @@ pub fn start(
         variant,
         old_fingerprint: store.active_key(kind).fingerprint(),
         new_fingerprint: new,
+        rollback,
         started: now,
         operator: crate::system::operator(),
         machine: crate::system::machine(),
@@ -164,10 +204,28 @@ pub fn start(
         seq: 1,
         at: now,
         step: None,
-        outcome: format!("started: {kind} key, {setup:?} setup, {variant:?}").to_lowercase(),
+        outcome: if rollback {
+            format!(
+                "started: rollback of the {kind} key to {new} (from {}), {} setup",
+                store.active_key(kind).fingerprint(),
+                format!("{setup:?}").to_lowercase()
+            )
+        } else {
+            format!("started: {kind} key, {setup:?} setup, {variant:?}").to_lowercase()
+        },
     });
     let home = store.home().dir.clone();
     let _lock = persist::begin(&home, &mut rotation)?;
+    if rollback {
+        AuditLine {
+            kind: Some(kind),
+            old: Some(rotation.old_fingerprint),
+            new: Some(rotation.new_fingerprint),
+            rotation: Some(rotation.id.clone()),
+            ..AuditLine::new("rollback", "started: the previous key becomes active again")
+        }
+        .append(&home)?;
+    }
     import_locked(store, &home, &rotation, key)
 }
 

@@ -90,6 +90,15 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// A fresh name for a temporary file, one [`is_temporary`] recognises.
+pub fn temporary_name() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 8];
+    rand::rng().fill_bytes(&mut bytes);
+    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{TEMP_PREFIX}{suffix}{TEMP_SUFFIX}")
+}
+
 /// Whether `name` is one of keyturn's temporary files.
 pub fn is_temporary(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();

@@ -41,6 +41,13 @@ pub fn read(path: &Path, guard: Guard) -> Result<Option<Vec<u8>>, StoreError> {
     fs::read(path).map(Some).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })
 }
 
+/// Checks the file `file` (already open at `path`) as [`read`] checks a
+/// store file: owned by this user, and `guard` kept.
+pub fn check_open(path: &Path, file: &fs::File, guard: Guard) -> Result<(), StoreError> {
+    let meta = file.metadata().map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+    check_mode(path, &meta, guard)
+}
+
 #[cfg(unix)]
 fn check_mode(path: &Path, meta: &fs::Metadata, guard: Guard) -> Result<(), StoreError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};

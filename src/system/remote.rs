@@ -115,10 +115,11 @@ impl Remote for FakeRemote {
     }
 }
 
-/// Another machine's text, safe to show: control characters (escape
-/// sequences a hostile or broken remote could send) become `?`.
+/// Another machine's text, safe to show (see `display`): escape sequences
+/// and characters that act on the terminal or draw nothing, which a hostile
+/// or broken remote could send, become visible escapes.
 pub fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    crate::display::escaped(text)
 }
 
 /// How many machines are reached at once unless the operator says

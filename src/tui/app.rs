@@ -153,6 +153,22 @@ pub enum InputPurpose {
     AbortReason,
 }
 
+/// The most bytes the key field holds, typed or pasted.
+pub const KEY_FIELD_MAX: usize = 4096;
+/// The most bytes a one-line field of a dialog holds (a reason, a
+/// fingerprint, a credential's user or secret), typed or pasted.
+pub const LINE_MAX: usize = 500;
+
+/// Appends `chars` to `field` while it stays within `max` bytes.
+fn push_capped(field: &mut String, chars: impl Iterator<Item = char>, max: usize) {
+    for c in chars {
+        if field.len() + c.len_utf8() > max {
+            break;
+        }
+        field.push(c);
+    }
+}
+
 /// A dialog over the tabs.
 #[derive(Debug)]
 pub enum Dialog {
@@ -615,7 +631,7 @@ impl App {
             Action::FocusPrev | Action::Up => self.move_focus(false),
             Action::Char(c) => {
                 if let Some(pane) = self.pane_mut()
-                    && pane.field.len() < 4096
+                    && pane.field.len() + c.len_utf8() <= KEY_FIELD_MAX
                 {
                     pane.field.push(c);
                 }
@@ -633,7 +649,8 @@ impl App {
                     pane.field.clear();
                     // Control characters (escape sequences) are never kept:
                     // the field is drawn on the terminal.
-                    pane.field.extend(text.chars().filter(|c| !c.is_control()).take(4096));
+                    let text = crate::keys::unwrapped(&text);
+                    push_capped(&mut pane.field, text.chars().filter(|c| !c.is_control()), KEY_FIELD_MAX);
                     pane.focus = KeyControl::Field;
                 }
                 self.status = "Key pasted. Press Import (Tab, Enter) when ready.".into();
@@ -816,7 +833,7 @@ impl App {
             },
             Dialog::Input { purpose, mut value } => match action {
                 Action::Back => None,
-                Action::Char(c) if value.len() < 500 => {
+                Action::Char(c) if value.len() + c.len_utf8() <= LINE_MAX => {
                     value.push(c);
                     Some(Dialog::Input { purpose, value })
                 }
@@ -825,7 +842,11 @@ impl App {
                     Some(Dialog::Input { purpose, value })
                 }
                 Action::Paste(text) => {
-                    value.extend(text.lines().next().unwrap_or_default().chars().filter(|c| !c.is_control()));
+                    push_capped(
+                        &mut value,
+                        text.lines().next().unwrap_or_default().chars().filter(|c| !c.is_control()),
+                        LINE_MAX,
+                    );
                     Some(Dialog::Input { purpose, value })
                 }
                 Action::Activate => {
@@ -841,9 +862,9 @@ impl App {
                 }
                 Action::Char(c) => {
                     if on_secret {
-                        secret.push(c)
+                        push_capped(&mut secret, [c].into_iter(), LINE_MAX)
                     } else {
-                        user.push(c)
+                        push_capped(&mut user, [c].into_iter(), LINE_MAX)
                     }
                     Some(Dialog::Credential { name, user, secret, on_secret })
                 }
@@ -851,9 +872,9 @@ impl App {
                     let line: String =
                         text.lines().next().unwrap_or_default().chars().filter(|c| !c.is_control()).collect();
                     if on_secret {
-                        secret.push_str(&Zeroizing::new(line))
+                        push_capped(&mut secret, Zeroizing::new(line).chars(), LINE_MAX)
                     } else {
-                        user.push_str(&line)
+                        push_capped(&mut user, line.chars(), LINE_MAX)
                     }
                     Some(Dialog::Credential { name, user, secret, on_secret })
                 }

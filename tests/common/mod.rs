@@ -12,8 +12,9 @@ use serde_json::Value;
 
 /// Variables that would change what keyturn does (the debug-only hooks) or
 /// make every error slow (a backtrace captured per error).
-pub const CLEARED_ENV: [&str; 7] = [
+pub const CLEARED_ENV: [&str; 8] = [
     "KEYTURN_HOME",
+    "KEYTURN_TEST_HOLD_AT",
     "KEYTURN_TEST_PANIC",
     "KEYTURN_CRASH_AT",
     "KEYTURN_TEST_HOLD_LOCK_MS",
