@@ -261,8 +261,8 @@ pub fn remote_output(data: &[u8]) {
         timed_out: code & 0x80 != 0,
     };
     let machine = MachineEntry { name: "m".into(), roles: vec![Role::Execution], command: None };
-    let commands = Canned(out);
-    let remote = crate::system::remote::CommandRemote { commands: &commands };
+    let commands = std::sync::Arc::new(Canned(out));
+    let remote = crate::system::remote::CommandRemote { commands };
     let kind = KeyKind::Communication;
     let joined = crate::rotation::machines::push(&machine, kind, Some(&key), &remote, Duration::from_secs(1));
     let mut shown: Vec<String> = Vec::new();

@@ -180,7 +180,7 @@ fn walk(root: &Path) -> Result<Walk, ProjectError> {
     }
     // The project's own path may lead through links (a registered path);
     // inside it, nothing is followed.
-    let real = std::fs::canonicalize(root).map_err(io(root))?;
+    let real = dunce::canonicalize(root).map_err(io(root))?;
     let mut dirs: HashMap<PathBuf, FileId> = HashMap::new();
     let mut walk = Walk { root: real.clone(), entries: Vec::new(), others: Vec::new() };
     let entries = walkdir::WalkDir::new(&real)
@@ -465,7 +465,7 @@ fn write(scan: Scan, ring: &Keyring, progress: &mut dyn FnMut(Progress)) -> Resu
             // The writers report here, so progress is told on this thread.
             for (entry, result) in receiver {
                 let file = || {
-                    let root = std::fs::canonicalize(&report.project).unwrap_or_else(|_| report.project.clone());
+                    let root = dunce::canonicalize(&report.project).unwrap_or_else(|_| report.project.clone());
                     entry.path.strip_prefix(&root).unwrap_or(&entry.path).to_path_buf()
                 };
                 match result {

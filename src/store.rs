@@ -1,6 +1,7 @@
 //! The machine's store: the home directory with its keys file (and keyring),
 //! configuration, published key files, lock and audit log.
 
+pub mod acl;
 pub mod atomic;
 pub mod audit;
 pub mod config;

@@ -7,10 +7,10 @@ use color_eyre::eyre::{self, WrapErr};
 use keyturn::display;
 use keyturn::fleet::{self, FleetStatus, JoinReport};
 use keyturn::keys::{Key, KeyKind};
-use keyturn::rotation::run::Edge;
 use keyturn::store::Store;
 use keyturn::store::config::Role;
 use keyturn::store::config_edit;
+use keyturn::system::{Edge, SystemCommands};
 
 use super::{NotFinished, Usage, input};
 
@@ -124,7 +124,8 @@ pub fn status(store: &Store, json: bool, parallel: usize) -> eyre::Result<()> {
     }
     let total = store.config().machines.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let fleet = fleet::fleet_status(store, &keyturn::system::remote::SYSTEM, parallel, fleet::STATUS_TIMEOUT, &|m| {
+    let remote = keyturn::system::remote::CommandRemote { commands: std::sync::Arc::new(SystemCommands) };
+    let fleet = fleet::fleet_status(store, &remote, parallel, fleet::STATUS_TIMEOUT, &|m| {
         let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         eprintln!("[{n}/{total}] {}", m.name);
     });

@@ -9,13 +9,14 @@ use keyturn::display;
 use keyturn::project::{Progress, ProjectReport};
 use keyturn::store::Store;
 use keyturn::store::config_edit;
-use keyturn::system::{Processes, SystemProcesses};
+use keyturn::system::{Processes, SystemProcesses, Wanted};
 use serde_json::json;
 
 use super::{NotFinished, Usage};
 
 fn absolute(path: &Path) -> eyre::Result<PathBuf> {
-    std::fs::canonicalize(path)
+    // Not std's canonicalize: on Windows it gives `\\?\C:\...` paths.
+    dunce::canonicalize(path)
         .wrap_err_with(|| format!("{}: not found; name an existing project directory", path.display()))
 }
 
@@ -38,7 +39,8 @@ fn projects(store: &Store, paths: &[PathBuf]) -> eyre::Result<Vec<PathBuf>> {
 /// Warns when the Test Studio app runs: it may save stale tokens back.
 fn warn_if_app_runs(store: &Store) {
     if let Some(name) = &store.config().components.app.process
-        && !SystemProcesses.find(name).is_empty()
+        // Anyone's app, not only this user's: any of them may save back.
+        && !SystemProcesses.find(&Wanted::new(name, None)).is_empty()
     {
         eprintln!(
             "Warning: the Test Studio app ({name}) is running; it may save its own stale tokens back over the upgrade. Close it and run the upgrade again afterwards."
@@ -139,7 +141,7 @@ pub fn add(store: &Store, path: &Path) -> eyre::Result<()> {
 
 pub fn remove(store: &Store, path: &Path) -> eyre::Result<()> {
     // A removed project's directory may be gone already: match as written too.
-    let dir = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = dunce::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     if config_edit::remove_project(&store.home().dir, &dir)? {
         eprintln!("Project {} removed from the list (its files are untouched).", dir.display());
         Ok(())

@@ -9,9 +9,10 @@ use color_eyre::eyre::{self, WrapErr};
 use keyturn::keys::{Key, KeyKind};
 use keyturn::report::RotationReport;
 use keyturn::rotation::persist::{self, PersistError};
-use keyturn::rotation::run::{self as runner, Edge};
+use keyturn::rotation::run as runner;
 use keyturn::rotation::{Change, Event, Rotation, Setup, Status, Step};
 use keyturn::store::Store;
+use keyturn::system::{Edge, ServiceState, Services, SystemServices};
 
 use super::{NotFinished, Usage, input};
 
@@ -74,7 +75,7 @@ pub fn start(
     Ok(())
 }
 
-fn start_rollback(store: &mut Store, kind: KeyKind, setup: Setup, edge: &Edge<'_>) -> eyre::Result<()> {
+fn start_rollback(store: &mut Store, kind: KeyKind, setup: Setup, edge: &Edge) -> eyre::Result<()> {
     let rotation = runner::start_rollback(store, kind, setup, edge).wrap_err("the rollback was not started")?;
     eprintln!(
         "{} started: a rollback to the previous key {} (from {}), which is imported; {} is kept {}.",
@@ -267,7 +268,13 @@ pub fn config_check(store: &Store) -> eyre::Result<()> {
     }
     for (id, name, c) in config.components.all() {
         let found = match (&c.service, &c.process) {
-            (Some(s), _) => format!("service `{s}`"),
+            // The service manager's own answer, so a wrong name shows here,
+            // before a rotation.
+            (Some(s), _) => match Services::query(&SystemServices, s) {
+                Ok(ServiceState::Running { pid }) => format!("service `{s}` (running, pid {pid})"),
+                Ok(ServiceState::Stopped) => format!("service `{s}` (installed, not running)"),
+                Err(e) => format!("service `{s}` (NOT USABLE: {e})"),
+            },
             (None, Some(p)) => format!("process `{p}`"),
             (None, None) => "not configured (its restart steps are skipped)".into(),
         };

@@ -5,12 +5,13 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::evidence;
-use super::run::{self as runner, Edge, RunError};
+use super::run::{self as runner, RunError};
 use super::{Change, Rotation, Setup, Status};
 use crate::keys::{Fingerprint, Key, KeyKind};
+use crate::project;
 use crate::store::Store;
 use crate::store::credentials::CredentialState;
+use crate::system::Edge;
 
 /// How long one machine's join may take (its restarts wait too).
 pub const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
@@ -90,12 +91,11 @@ fn joined(id: &str, title: &str, change: &Change) -> JoinStep {
 /// project version, then upgrade what is still under a retired key (tokens
 /// the first machine pushed are left as they are); restart the configured
 /// components with evidence. Run again, it changes nothing.
-pub fn join(store: &mut Store, kind: KeyKind, key: Option<Key>, edge: &Edge<'_>) -> Result<JoinReport, RunError> {
+pub fn join(store: &mut Store, kind: KeyKind, key: Option<Key>, edge: &Edge) -> Result<JoinReport, RunError> {
     let old = store.active_key(kind);
     let new_fp = key.as_ref().map_or_else(|| Key::default_for(kind).fingerprint(), Key::fingerprint);
     let (variant, plan) = runner::plan(store, kind, Setup::Single, key.is_none())?;
-    let before =
-        store.config().components.all().iter().map(|(id, _, c)| (id.to_string(), evidence::running(c, edge))).collect();
+    let before = runner::before(store, edge);
     let change = match key {
         Some(key) => store.import(key)?,
         None => store.reset_communication()?,
@@ -137,9 +137,9 @@ pub fn join(store: &mut Store, kind: KeyKind, key: Option<Key>, edge: &Edge<'_>)
     for step in plan.iter().filter(|s| s.kind == crate::rotation::StepKind::Restart && !s.state.is_closed()) {
         let crate::rotation::Action::Restart(id) = &step.action else { continue };
         let outcome = if change.changed {
-            evidence::restart_step(store, &rotation, id, edge, &mut |_| {})
+            runner::restart_step(store, &rotation, id, edge, &mut |_| {})
         } else {
-            evidence::unchanged_component(store, &rotation, id, edge)
+            runner::unchanged_component(store, &rotation, id, edge)
         };
         steps.push(joined(&step.id, &step.title, &outcome));
     }
@@ -175,19 +175,18 @@ pub fn join(store: &mut Store, kind: KeyKind, key: Option<Key>, edge: &Edge<'_>)
     })
 }
 
-/// `git pull --ff-only` in each Git project; others need a person.
-fn get_latest(store: &Store, edge: &Edge<'_>) -> Change {
+/// `git pull --ff-only` in each clean Git project; others need a person.
+fn get_latest(store: &Store, edge: &Edge) -> Change {
     let facts = runner::facts(store);
     if facts.projects.is_empty() {
         return Change::Skip("no project is registered here".into());
     }
-    let mut problems: Vec<String> = facts
-        .git_projects
-        .iter()
-        .filter_map(|dir| {
-            evidence::git(dir, edge, &["pull", "--ff-only", "--quiet"]).err().map(|e| format!("{}: {e}", dir.display()))
-        })
-        .collect();
+    let mut problems = Vec::new();
+    for dir in &facts.git_projects {
+        if let Err(e) = edge.git.pull(dir) {
+            problems.push(format!("{}: {e}", dir.display()));
+        }
+    }
     let manual = facts.projects.len() - facts.git_projects.len();
     if manual > 0 {
         problems.push(format!("{manual} projects are not Git work trees: get their latest version by hand"));
@@ -199,18 +198,36 @@ fn get_latest(store: &Store, edge: &Edge<'_>) -> Change {
     }
 }
 
-/// Upgrades what is still under a retired key: what this run changed, and
-/// what it cannot decrypt.
 fn upgrade(store: &Store) -> Change {
-    if store.config().projects.is_empty() {
+    let roots = store.config().project_dirs(&store.home().dir);
+    if roots.is_empty() {
         return Change::Skip("no project is registered here".into());
     }
-    match evidence::upgrade_projects(store, "join upgrade", &mut |_| {}) {
+    let result = store.lock("join upgrade").map_err(|e| e.to_string()).and_then(|_lock| {
+        let ring = store.keyring_now().map_err(|e| e.to_string())?;
+        project::upgrade(&roots, &ring, false, &mut |_| {}).map_err(|e| e.to_string())
+    });
+    match result {
         Err(e) => Change::Fail(format!("the upgrade stopped: {e}")),
         Ok(reports) => {
             let upgraded: usize = reports.iter().map(|r| r.upgraded).sum();
             let current: usize = reports.iter().map(|r| r.current).sum();
-            let unreadable = evidence::unreadable(&reports, false);
+            let unreadable: Vec<String> = reports
+                .iter()
+                .flat_map(|r| {
+                    r.unreadable
+                        .iter()
+                        .map(move |u| format!("{}:{}", crate::display::path(&r.project.join(&u.file)), u.line))
+                        .chain(r.skipped.iter().map(move |f| {
+                            format!(
+                                "{} (skipped: {}, {} tokens)",
+                                crate::display::path(&r.project.join(&f.file)),
+                                f.reason,
+                                f.tokens
+                            )
+                        }))
+                })
+                .collect();
             let summary = format!("{upgraded} tokens re-encrypted, {current} already current");
             if unreadable.is_empty() {
                 Change::Done(summary)

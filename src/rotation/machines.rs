@@ -18,14 +18,14 @@ use jiff::Timestamp;
 use super::join::JoinReport;
 use super::persist::{self, PersistError};
 use super::procedure::{Action, Variant};
-use super::run::{Edge, RunError};
+use super::run::RunError;
 use super::state::{Change, Event, Rotation, Step};
 use crate::keys::{Fingerprint, Key, KeyKind};
 use crate::report::StatusReport;
 use crate::store::Store;
 use crate::store::config::MachineEntry;
-use crate::system::Output;
 use crate::system::remote::{self, Remote, printable};
+use crate::system::{Edge, Output};
 
 /// The least time between two writes of the push's answers.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
@@ -261,7 +261,7 @@ pub fn run_block(
     store: &Store,
     home: &Path,
     rotation: &Rotation,
-    edge: &Edge<'_>,
+    edge: &Edge,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Option<Rotation>, RunError> {
     let roster = &store.config().machines;
@@ -303,7 +303,14 @@ pub fn run_block(
                     // After a write failed nothing more is pushed: the answers
                     // could not be kept.
                     (!stop.load(Ordering::SeqCst)).then(|| {
-                        checked_push(m, rotation.kind, key, rotation.new_fingerprint, edge.remote, edge.machine_timeout)
+                        checked_push(
+                            m,
+                            rotation.kind,
+                            key,
+                            rotation.new_fingerprint,
+                            &*edge.remote,
+                            edge.machine_timeout,
+                        )
                     })
                 },
                 &|i, _, change| {
@@ -600,7 +607,7 @@ mod tests {
         std::fs::write(dir.path().join("keyturn.toml"), roster).expect("config");
         let store = Store::open(Home { dir: dir.path().into(), machine_wide: false }).expect("store");
         let lost = "m07";
-        let remote = fake(
+        let remote = std::sync::Arc::new(fake(
             names
                 .iter()
                 .map(|n| {
@@ -613,17 +620,8 @@ mod tests {
                 })
                 .collect(),
             vec![(lost, status_json(Fingerprint([0; 8])))],
-        );
-        let edge = Edge {
-            processes: &crate::system::processes::FakeProcesses { running: vec![] },
-            commands: &crate::system::command::FakeCommands::default(),
-            wait: Duration::ZERO,
-            poll: Duration::from_millis(1),
-            command_timeout: Duration::from_secs(1),
-            machine_timeout: Duration::from_secs(1),
-            remote: &remote,
-            parallel: 8,
-        };
+        ));
+        let edge = Edge { remote: remote.clone(), parallel: 8, ..Edge::fake() };
         let mut heard = Vec::new();
         let next = run_block(&store, dir.path(), &rotation, &edge, &mut |p| heard.push(p.to_string()))
             .expect("runs")

@@ -75,9 +75,30 @@ fn check_mode(path: &Path, meta: &fs::Metadata, guard: Guard) -> Result<(), Stor
     Ok(())
 }
 
-/// Windows: the file is created with an owner-only ACL; the check of an
-/// existing ACL is not done here.
-#[cfg(not(unix))]
+/// Windows: the file's DACL may grant no one but its owner, SYSTEM and
+/// Administrators (for a trusted file: no one else may write).
+#[cfg(windows)]
+fn check_mode(path: &Path, _meta: &fs::Metadata, guard: Guard) -> Result<(), StoreError> {
+    let (write_only, problem) = match guard {
+        Guard::Secret => (false, "holds key material or secrets but its access list lets others at it"),
+        Guard::Trusted => (true, "names commands keyturn runs but its access list lets others change it"),
+    };
+    let others = super::acl::granted_to_others_of(path, write_only)
+        .map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Insecure {
+        path: path.to_path_buf(),
+        problem: format!("{problem} ({})", others.join(", ")),
+        fix: format!(
+            "leave only the owner, SYSTEM and Administrators: icacls \"{}\" /inheritance:r /grant:r \"%USERNAME%:F\" *S-1-5-18:F *S-1-5-32-544:F",
+            path.display()
+        ),
+    })
+}
+
+#[cfg(not(any(unix, windows)))]
 fn check_mode(_path: &Path, _meta: &fs::Metadata, _guard: Guard) -> Result<(), StoreError> {
     Ok(())
 }

@@ -138,9 +138,10 @@ mod system {
 
     pub fn get() -> Option<String> {
         let _open = Clipboard::new_attempts(10).ok()?;
-        let mut text = String::new();
-        raw::get_string(&mut text).ok()?;
-        Some(text)
+        // clipboard-win 5 writes the text as UTF-8 bytes.
+        let mut bytes = Vec::new();
+        raw::get_string(&mut bytes).ok()?;
+        String::from_utf8(bytes).ok()
     }
 }
 

@@ -30,12 +30,9 @@ pub trait Remote: Send + Sync {
 }
 
 /// The real transport: each machine's roster command, run by `commands`.
-pub struct CommandRemote<'a> {
-    pub commands: &'a dyn Commands,
+pub struct CommandRemote {
+    pub commands: std::sync::Arc<dyn Commands>,
 }
-
-/// The real transport over the real system's commands.
-pub static SYSTEM: CommandRemote<'static> = CommandRemote { commands: &super::SystemCommands };
 
 /// The argument list of a join of `kind` on `machine`.
 pub fn join_argv(machine: &MachineEntry, kind: KeyKind, reset: bool) -> Vec<String> {
@@ -54,7 +51,7 @@ pub fn status_argv(machine: &MachineEntry) -> Vec<String> {
     argv
 }
 
-impl Remote for CommandRemote<'_> {
+impl Remote for CommandRemote {
     fn join(
         &self,
         machine: &MachineEntry,
@@ -193,8 +190,8 @@ mod tests {
 
     #[test]
     fn the_real_transport_runs_the_roster_command_with_the_key_on_stdin_only() {
-        let commands = super::super::command::FakeCommands::default();
-        let remote = CommandRemote { commands: &commands };
+        let commands = std::sync::Arc::new(super::super::command::FakeCommands::default());
+        let remote = CommandRemote { commands: commands.clone() };
         let m = MachineEntry { name: "exec-01".into(), roles: vec![], command: None };
         let _ = remote.join(&m, KeyKind::Communication, Some(b"kt1:com:SECRET\n"), Duration::from_secs(1));
         let _ = remote.join(&m, KeyKind::Communication, None, Duration::from_secs(1));
