@@ -143,9 +143,9 @@ enum MachinesCommand {
     Status {
         #[arg(long)]
         json: bool,
-        /// How many machines to ask at once.
-        #[arg(long, default_value_t = keyturn::fleet::DEFAULT_PARALLEL)]
-        parallel: usize,
+        /// How many machines to ask at once [default: [fleet] parallel in keyturn.toml, else 32].
+        #[arg(long, value_name = "N", value_parser = parallel_range())]
+        parallel: Option<usize>,
     },
 }
 
@@ -253,6 +253,9 @@ enum RotationCommand {
         /// Seconds another machine's join may take before it counts as hanging.
         #[arg(long, value_name = "SECS", default_value_t = 300)]
         machine_timeout: u64,
+        /// How many machines to push to at once [default: [fleet] parallel in keyturn.toml, else 32].
+        #[arg(long, value_name = "N", value_parser = parallel_range())]
+        parallel: Option<usize>,
     },
     /// Check off the current step: a manual step, or a machine by the fingerprint it shows.
     Confirm {
@@ -549,7 +552,11 @@ fn run(cli: Cli) -> eyre::Result<()> {
             fleet::add(&open()?, &name, &roles, &command)
         }
         Command::Machines(MachinesCommand::Remove { name }) => fleet::remove(&open()?, &name),
-        Command::Machines(MachinesCommand::Status { json, parallel }) => fleet::status(&open()?, json, parallel),
+        Command::Machines(MachinesCommand::Status { json, parallel }) => {
+            let store = open()?;
+            let parallel = store.config().parallel(parallel);
+            fleet::status(&store, json, parallel)
+        }
     }
 }
 
@@ -602,6 +609,11 @@ fn demo(ascii: bool) -> eyre::Result<()> {
     result
 }
 
+/// `--parallel`: from 1 to the most machines reached at once.
+fn parallel_range() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=keyturn::system::remote::MAX_PARALLEL as u64)
+}
+
 fn rotation_command(store: &mut Store, command: RotationCommand) -> eyre::Result<()> {
     match command {
         RotationCommand::Plan { kind, setup, reset } => rotation::plan(store, kind.into(), setup.into(), reset),
@@ -618,12 +630,16 @@ fn rotation_command(store: &mut Store, command: RotationCommand) -> eyre::Result
             rotation::start(store, kind.into(), setup.into(), source, std::time::Duration::from_secs(60))
         }
         RotationCommand::Status { json } => rotation::status(store, json),
-        RotationCommand::Run { wait, file, machine_timeout } => rotation::run(
-            store,
-            file.as_deref(),
-            std::time::Duration::from_secs(wait),
-            std::time::Duration::from_secs(machine_timeout),
-        ),
+        RotationCommand::Run { wait, file, machine_timeout, parallel } => {
+            let parallel = store.config().parallel(parallel);
+            rotation::run(
+                store,
+                file.as_deref(),
+                std::time::Duration::from_secs(wait),
+                std::time::Duration::from_secs(machine_timeout),
+                parallel,
+            )
+        }
         RotationCommand::Confirm { step, fingerprint } => rotation::confirm(store, &step, fingerprint.as_deref()),
         RotationCommand::Skip { step, reason } => rotation::skip(store, &step, &reason),
         RotationCommand::Abort { reason } => rotation::abort(store, reason.as_deref()),

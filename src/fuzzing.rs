@@ -151,7 +151,7 @@ pub fn rotation_state(data: &[u8]) {
 pub fn remote_answer(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = serde_json::from_str::<crate::fleet::JoinReport>(text);
-    if let Some(status) = crate::fleet::parse_status(text) {
+    if let Some(status) = crate::rotation::machines::parse_status(text) {
         assert!(!status.keyturn.chars().chain(status.home.chars()).any(display::is_hidden));
     }
 }
@@ -271,9 +271,10 @@ pub fn remote_output(data: &[u8]) {
         timed_out: code & 0x80 != 0,
     };
     let machine = MachineEntry { name: "m".into(), roles: vec![Role::Execution], command: None };
-    let commands = Canned(out);
+    let commands = std::sync::Arc::new(Canned(out));
+    let remote = crate::system::remote::CommandRemote { commands };
     let kind = KeyKind::Communication;
-    let joined = crate::fleet::push(&machine, kind, Some(&key), &commands, Duration::from_secs(1));
+    let joined = crate::rotation::machines::push(&machine, kind, Some(&key), &remote, Duration::from_secs(1));
     let mut shown: Vec<String> = Vec::new();
     match &joined {
         Ok(r) => {
@@ -285,14 +286,25 @@ pub fn remote_output(data: &[u8]) {
         }
         Err(e) => shown.push(e.clone()),
     }
-    let change = crate::fleet::machine_change("m", kind, key.fingerprint(), &joined);
+    let change = crate::rotation::machines::machine_change("m", kind, key.fingerprint(), &joined);
+    shown.push(format!("{change:?}"));
+    // The push as a rotation makes it: a second session asks the status
+    // when the answer is unclear.
+    let change = crate::rotation::machines::checked_push(
+        &machine,
+        kind,
+        Some(&key),
+        key.fingerprint(),
+        &remote,
+        Duration::from_secs(1),
+    );
     shown.push(format!("{change:?}"));
     let pieces: Vec<String> = body.chars().collect::<Vec<_>>().windows(16).map(|w| w.iter().collect()).collect();
     for s in &shown {
         assert!(!s.contains(text.as_str()) && !pieces.iter().any(|p| s.contains(p.as_str())), "the key is shown");
     }
     // A status call carries no key to repeat; what it shows is still filtered.
-    match crate::fleet::status(&machine, &commands, Duration::from_secs(1)) {
+    match crate::fleet::status(&machine, &remote, Duration::from_secs(1)) {
         Ok(s) => shown.extend([s.keyturn, s.home]),
         Err(e) => shown.push(e),
     }

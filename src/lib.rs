@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod fuzzing;
 pub mod keys;
 pub mod project;
+pub mod report;
 pub mod rotation;
 pub mod store;
 pub mod system;

@@ -8,6 +8,7 @@ pub mod command;
 pub mod git;
 mod identity;
 pub mod processes;
+pub mod remote;
 pub mod services;
 
 use std::sync::Arc;
@@ -43,6 +44,10 @@ pub struct Edge {
     pub command_timeout: Duration,
     /// How long another machine's join may take.
     pub machine_timeout: Duration,
+    /// Reaches the other machines (one remote session a call).
+    pub remote: Arc<dyn remote::Remote>,
+    /// How many other machines are reached at once.
+    pub parallel: usize,
 }
 
 /// How long a configured command may take.
@@ -63,7 +68,14 @@ impl Edge {
             poll: Duration::from_millis(250),
             command_timeout: COMMAND_TIMEOUT,
             machine_timeout,
+            remote: Arc::new(remote::CommandRemote { commands: Arc::new(SystemCommands) }),
+            parallel: remote::DEFAULT_PARALLEL,
         }
+    }
+
+    /// The same edge reaching `parallel` machines at once.
+    pub fn with_parallel(self, parallel: usize) -> Edge {
+        Edge { parallel, ..self }
     }
 
     /// Fakes throughout, for tests: nothing runs, no service is installed,
@@ -80,6 +92,8 @@ impl Edge {
             poll: Duration::from_secs(1),
             command_timeout: Duration::from_secs(1),
             machine_timeout: Duration::from_secs(1),
+            remote: Arc::new(remote::FakeRemote::default()),
+            parallel: remote::DEFAULT_PARALLEL,
         }
     }
 }
@@ -91,6 +105,7 @@ impl std::fmt::Debug for Edge {
             .field("poll", &self.poll)
             .field("command_timeout", &self.command_timeout)
             .field("machine_timeout", &self.machine_timeout)
+            .field("parallel", &self.parallel)
             .finish_non_exhaustive()
     }
 }

@@ -612,8 +612,17 @@ fn a_communication_rotation_over_real_ssh_converges_without_the_key_in_argv_or_e
     ok(&first, &["rotation", "confirm", "distribute"]);
 
     let sampler = Sampler::start(key_forms(&show(&first, "communication")), Vec::new());
+    let logins_before = fleet.sshd_log().matches("Accepted publickey for root").count();
     let r = run_stops_at(&first, "connect");
     let sampled = sampler.finish();
+    let logins = fleet.sshd_log().matches("Accepted publickey for root").count() - logins_before;
+    assert_eq!(logins, names.len(), "one SSH session per machine: the join's report verifies it");
+    let window = &r["window"];
+    assert_eq!(window["machines"], 3, "the disagreement window is recorded: {r:#}");
+    assert_eq!(window["closed"], true, "{r:#}");
+    assert!(window["milliseconds"].as_i64().is_some_and(|ms| (0..60_000).contains(&ms)), "{window:#}");
+    let shown = text(&ok(&first, &["rotation", "status"]).stdout);
+    assert!(shown.contains("Disagreement window: ") && shown.contains("(3 machines"), "{shown}");
     for name in names {
         assert_step(
             &r,
@@ -645,6 +654,71 @@ fn a_communication_rotation_over_real_ssh_converges_without_the_key_in_argv_or_e
     let table = text(&ok(&first, &["machines", "status"]).stdout);
     assert!(table.contains(&format!("communication: 3/3 machines on {new}")), "{table}");
     assert!(fleet.sshd_log().contains("Accepted publickey for root"), "the machines were reached through sshd");
+    assert!(table.contains("disagreement window: ") && table.contains("(3 machines)"), "{table}");
+    assert_eq!(f["window"]["machines"], 3, "{f:#}");
+}
+
+/// OpenSSH multiplexing as the README documents it for the roster's
+/// command (`ControlMaster=auto`, `ControlPath`, `ControlPersist`): the push
+/// opens one connection per machine, and what follows while the masters
+/// persist (the fleet view, a join run again) opens none.
+#[test]
+fn openssh_multiplexing_reuses_each_machines_connection() {
+    let Some(fleet) = Fleet::start() else { return };
+    let root = fleet.root();
+    let first = root.join("first");
+    let names = ["mux-01", "mux-02", "mux-03", "mux-04"];
+    let control = root.join("cm");
+    fs::create_dir_all(&control).expect("mkdir cm");
+    let mut roster = String::new();
+    for name in names {
+        let home = root.join(name);
+        make_home(&home, "");
+        // The test's machines share one host and port, which `%C` hashes:
+        // a directory each keeps their masters apart, as distinct hosts are.
+        let dir = control.join(name);
+        fs::create_dir_all(&dir).expect("mkdir");
+        let mut argv = fleet.sshd.ssh_to(fleet.sshd.port);
+        let host = argv.pop().expect("the host is last");
+        for option in [
+            "ControlMaster=auto".to_string(),
+            format!("ControlPath={}/%C", path_str(&dir)),
+            "ControlPersist=60".to_string(),
+        ] {
+            argv.extend(["-o".to_string(), option]);
+        }
+        argv.extend([host, keyturn_str(), "--home".into(), path_str(&home).to_string()]);
+        roster.push_str(&machine_entry(name, "execution", &argv));
+    }
+    make_home(&first, &roster);
+    exits(&first, &["rotation", "start", "communication", "--setup", "multi", "--generate"], b"", 0);
+    run_stops_at(&first, "distribute");
+    ok(&first, &["rotation", "confirm", "distribute"]);
+    let logins = || fleet.sshd_log().matches("Accepted publickey for root").count();
+    let before = logins();
+    let r = run_stops_at(&first, "connect");
+    for name in names {
+        assert_eq!(state(&r, &format!("machine-{name}")).0, "done", "{r:#}");
+    }
+    assert_eq!(logins() - before, names.len(), "one connection per machine for the push");
+    let after_push = logins();
+    machines_status(&first, 0);
+    machines_status(&first, 0);
+    assert_eq!(logins(), after_push, "the fleet view rode the masters: no new connection");
+    for name in names {
+        let check = std::process::Command::new("ssh")
+            .args(["-O", "check", "-o"])
+            .arg(format!("ControlPath={}/%C", path_str(&control.join(name))))
+            .args(["-p", &fleet.sshd.port.to_string(), "root@127.0.0.1"])
+            .output()
+            .expect("ssh -O check");
+        assert!(check.status.success(), "{name}: a master runs: {}", text(&check.stderr));
+        let _ = std::process::Command::new("ssh")
+            .args(["-O", "exit", "-o"])
+            .arg(format!("ControlPath={}/%C", path_str(&control.join(name))))
+            .args(["-p", &fleet.sshd.port.to_string(), "root@127.0.0.1"])
+            .output();
+    }
 }
 
 /// A whole encryption rotation over real ssh with projects: exec-01 shares
@@ -1050,12 +1124,14 @@ fn the_others_steps_are_checked_off_while_one_machine_hangs() {
     assert!(checked_off, "good was on the new key, but its step was not checked off while hang held");
 }
 
-/// A remote whose join reports the new key but whose key is another one
-/// afterwards (something there put the old one back, or the join ran on
-/// another store than the one `status` reads): the rotation should not
-/// check it off without seeing the key there.
+/// A remote whose join answer arrives cut short (a dropped connection, a
+/// full disk there) while its key stayed the old one: only for it a second
+/// session asks its status, which shows the old key, and its step waits for
+/// a retry or a person, never done. (A whole report is believed: the report
+/// and a status would come through the same command from the same store, so
+/// each machine costs one session; issue 12.)
 #[test]
-fn a_remote_whose_key_differs_after_a_successful_join_is_not_checked_off() {
+fn a_remote_whose_join_answer_is_cut_short_is_not_checked_off() {
     let Some(fleet) = Fleet::start() else { return };
     let root = fleet.root();
     let first = root.join("first");
@@ -1067,7 +1143,8 @@ fn a_remote_whose_key_differs_after_a_successful_join_is_not_checked_off() {
     generate(&scratch, "communication", &key_file);
     let key = fs::read(&key_file).expect("read the key");
     let canned = text(&exits(&scratch, &["rotation", "join", "communication", "--json"], &key, 0).stdout);
-    let roster = machine_entry("reverts", "execution", &fleet.sshd.command(&[path_str(&bad.liar(&canned))]));
+    let cut = &canned[..canned.len() / 2];
+    let roster = machine_entry("reverts", "execution", &fleet.sshd.command(&[path_str(&bad.liar(cut))]));
     make_home(&first, &roster);
     exits(&first, &["rotation", "start", "communication", "--setup", "multi", "--file", path_str(&key_file)], b"", 0);
     run_stops_at(&first, "distribute");
@@ -1076,7 +1153,13 @@ fn a_remote_whose_key_differs_after_a_successful_join_is_not_checked_off() {
     let f = machines_status(&first, 3);
     assert_eq!(fleet_row(&f, "reverts")["matches"]["communication"], false, "the fleet view sees the old key");
     let (got, evidence) = state(&rotation(&first), "machine-reverts");
-    assert_ne!(got, "done", "a machine on the old key was checked off: {evidence}");
+    assert_eq!(got, "waiting", "a machine on the old key was checked off: {evidence}");
+    assert!(
+        evidence.contains("cut short")
+            && evidence.contains("not the new key")
+            && evidence.contains("Run again to retry"),
+        "{evidence}"
+    );
 }
 
 // ---------------------------------------------------------------------------

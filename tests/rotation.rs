@@ -471,10 +471,12 @@ fn communication_rotation_import_then_reset_with_a_restarted_scheduling_service(
             "started",
             "status",
             "steps",
-            "variant"
+            "variant",
+            "window"
         ],
         "the documented shape of rotation status --json"
     );
+    assert!(r["window"].is_null(), "no machine, no disagreement window: {r:#}");
     for s in r["steps"].as_array().expect("steps") {
         let mut fields: Vec<&str> = s.as_object().expect("an object").keys().map(String::as_str).collect();
         fields.sort_unstable();

@@ -10,8 +10,7 @@ use keyturn::keys::{Key, KeyKind};
 use keyturn::store::Store;
 use keyturn::store::config::Role;
 use keyturn::store::config_edit;
-use keyturn::system::Edge;
-use keyturn::system::SystemCommands;
+use keyturn::system::{Edge, SystemCommands};
 
 use super::{NotFinished, Usage, input};
 
@@ -28,7 +27,8 @@ pub fn join(store: &mut Store, kind: KeyKind, reset: bool, json: bool, wait: Dur
         Some(Key::parse(kind, &text).wrap_err(format!("the {kind} key was not joined"))?)
     };
     let edge = Edge::system(wait, keyturn::fleet::JOIN_TIMEOUT);
-    let report = fleet::join(store, kind, key, &edge).wrap_err(format!("the {kind} key was not joined"))?;
+    let report =
+        keyturn::rotation::join::join(store, kind, key, &edge).wrap_err(format!("the {kind} key was not joined"))?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", keyturn::display::json(&report)?)?;
@@ -124,7 +124,8 @@ pub fn status(store: &Store, json: bool, parallel: usize) -> eyre::Result<()> {
     }
     let total = store.config().machines.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let fleet = fleet::fleet_status(store, &SystemCommands, parallel, fleet::STATUS_TIMEOUT, &|m| {
+    let remote = keyturn::system::remote::CommandRemote { commands: std::sync::Arc::new(SystemCommands) };
+    let fleet = fleet::fleet_status(store, &remote, parallel, fleet::STATUS_TIMEOUT, &|m| {
         let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         eprintln!("[{n}/{total}] {}", m.name);
     });
@@ -180,6 +181,16 @@ fn print_fleet(out: &mut impl Write, fleet: &FleetStatus) -> std::io::Result<()>
     }
     for (kind, c) in &fleet.convergence {
         writeln!(out, "{kind}: {}/{} machines on {}", c.on, c.of, c.fingerprint)?;
+    }
+    if let Some(w) = &fleet.window {
+        let so_far = if w.closed { "" } else { " so far (machines remain)" };
+        writeln!(
+            out,
+            "disagreement window{so_far}: {}.{:03} s from the first machine on the new key to the last ({} machines)",
+            w.milliseconds / 1000,
+            w.milliseconds % 1000,
+            w.machines
+        )?;
     }
     Ok(())
 }

@@ -9,7 +9,6 @@ use keyturn::keys::{Key, KeyKind};
 use keyturn::store::config::Encoding;
 use keyturn::store::publish;
 use keyturn::store::{Change, KeyStatus, Store};
-use serde_json::json;
 
 use super::{Usage, input};
 
@@ -44,28 +43,8 @@ pub fn status(store: &Store, json: bool) -> eyre::Result<()> {
     let statuses: Vec<KeyStatus> = KeyKind::ALL.into_iter().map(|k| store.status(k)).collect();
     let mut out = std::io::stdout().lock();
     if json {
-        let keys: serde_json::Map<String, serde_json::Value> = statuses
-            .iter()
-            .map(|s| {
-                let value = json!({
-                    "loaded": if s.custom { "custom" } else { "default" },
-                    "fingerprint": s.fingerprint.to_string(),
-                    "imported": s.created.map(|t| t.to_string()),
-                    "age_seconds": s.created.map(|t| Timestamp::now().as_second() - t.as_second()),
-                    "retired": s.retired.iter().map(|(fp, when)| json!({"fingerprint": fp.to_string(), "retired": when.to_string()})).collect::<Vec<_>>(),
-                });
-                (s.kind.name().to_string(), value)
-            })
-            .collect();
-        let doc = json!({
-            "keyturn": env!("CARGO_PKG_VERSION"),
-            "time": Timestamp::now().to_string(),
-            "machine": keyturn::system::machine(),
-            "home": home.dir.display().to_string(),
-            "machine_wide": home.machine_wide,
-            "keys": keys,
-            "rotation": super::rotation::summary_json(&home.dir)?,
-        });
+        let open = super::rotation::summary(&home.dir)?;
+        let doc = keyturn::report::StatusReport::of(store, open.as_ref());
         writeln!(out, "{}", keyturn::display::json(&doc)?)?;
         return Ok(());
     }

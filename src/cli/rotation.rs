@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use color_eyre::eyre::{self, WrapErr};
 use keyturn::keys::{Key, KeyKind};
+use keyturn::report::RotationReport;
 use keyturn::rotation::persist::{self, PersistError};
 use keyturn::rotation::run as runner;
 use keyturn::rotation::{Change, Event, Rotation, Setup, Status, Step};
 use keyturn::store::Store;
 use keyturn::system::{Edge, ServiceState, Services, SystemServices};
-use serde_json::json;
 
 use super::{NotFinished, Usage, input};
 
@@ -107,52 +107,17 @@ pub enum KeySource<'a> {
     Rollback,
 }
 
-fn rotation_json(r: &Rotation) -> serde_json::Value {
-    let current = r.current().map(|s| s.id.clone());
-    json!({
-        "id": r.id,
-        "kind": r.kind,
-        "setup": r.setup,
-        "variant": r.variant,
-        "status": match r.status { Status::Open => "open", Status::Finished { .. } => "finished", Status::Aborted { .. } => "aborted" },
-        "revision": r.revision,
-        "old_fingerprint": r.old_fingerprint,
-        "new_fingerprint": r.new_fingerprint,
-        "started": r.started.to_string(),
-        "operator": r.operator,
-        "machine": r.machine,
-        "current": current,
-        "steps": r.steps.iter().map(|s| json!({
-            "id": s.id,
-            "title": s.title,
-            "kind": s.kind,
-            "state": s.state.name(),
-            "seed_steps": s.seed_steps,
-            "evidence": s.state.evidence(),
-        })).collect::<Vec<_>>(),
-    })
-}
-
 /// The open rotation's summary for `keyturn status --json`.
-pub fn summary_json(home: &Path) -> eyre::Result<serde_json::Value> {
-    Ok(match persist::open_rotation(home)? {
-        None => serde_json::Value::Null,
-        Some(r) => json!({
-            "id": r.id,
-            "kind": r.kind,
-            "setup": r.setup,
-            "variant": r.variant,
-            "current": r.current().map(|s| s.id.clone()),
-        }),
-    })
+pub fn summary(home: &Path) -> eyre::Result<Option<Rotation>> {
+    Ok(persist::open_rotation(home)?)
 }
 
 pub fn status(store: &Store, json: bool) -> eyre::Result<()> {
     let rotation = persist::load(&store.home().dir)?;
     let mut out = std::io::stdout().lock();
     if json {
-        let value = rotation.as_ref().map_or(serde_json::Value::Null, rotation_json);
-        writeln!(out, "{}", keyturn::display::json(&value)?)?;
+        let report = rotation.as_ref().map(RotationReport::of);
+        writeln!(out, "{}", keyturn::display::json(&report)?)?;
         return Ok(());
     }
     let Some(r) = rotation else {
@@ -174,10 +139,20 @@ fn print_rotation(out: &mut impl Write, r: &Rotation) -> std::io::Result<()> {
         r.operator,
         r.machine
     )?;
+    if let Some(w) = r.window {
+        let state = if w.closed(r) { "" } else { " so far: machines remain" };
+        writeln!(out, "Disagreement window{state}: {w}")?;
+    }
     print_steps(out, &r.steps, r.current().map(|s| s.id.as_str()))
 }
 
-pub fn run(store: &mut Store, file: Option<&Path>, wait: Duration, machine_timeout: Duration) -> eyre::Result<()> {
+pub fn run(
+    store: &mut Store,
+    file: Option<&Path>,
+    wait: Duration,
+    machine_timeout: Duration,
+    parallel: usize,
+) -> eyre::Result<()> {
     let home = store.home().dir.clone();
     let open = persist::open_rotation(&home)?.ok_or(PersistError::NoneOpen)?;
     // A key is read only when an import was cut short before it happened.
@@ -193,7 +168,8 @@ pub fn run(store: &mut Store, file: Option<&Path>, wait: Duration, machine_timeo
         None
     };
     let show = std::io::stderr().is_terminal();
-    let rotation = runner::run(store, key, &Edge::system(wait, machine_timeout), &mut |what| {
+    let edge = Edge::system(wait, machine_timeout).with_parallel(parallel);
+    let rotation = runner::run(store, key, &edge, &mut |what| {
         if show {
             eprintln!("... {what}");
         }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
-use super::state::{Event, Rotation, TransitionError, apply};
+use super::state::{Event, Rotation, TransitionError, apply, apply_in_place};
 use crate::store::audit::{self, AuditLine};
 use crate::store::file::{self, Guard, text};
 use crate::store::lock::Lock;
@@ -87,9 +87,17 @@ fn save(home: &Path, rotation: &mut Rotation, expected: u64) -> Result<(), Persi
 
 /// Appends to the audit log every transition of `rotation` not yet there.
 pub fn sync_audit(home: &Path, rotation: &Rotation) -> Result<(), StoreError> {
-    let logged = audit::last_seq(home, &rotation.id)?;
-    for t in rotation.history.iter().filter(|t| t.seq > logged) {
-        AuditLine {
+    append_audit(home, rotation, audit::last_seq(home, &rotation.id)?)
+}
+
+/// Appends the transitions of `rotation` after number `logged`, in one
+/// write and one flush.
+fn append_audit(home: &Path, rotation: &Rotation, logged: u64) -> Result<(), StoreError> {
+    let lines: Vec<AuditLine<'_>> = rotation
+        .history
+        .iter()
+        .filter(|t| t.seq > logged)
+        .map(|t| AuditLine {
             time: t.at.to_string(),
             kind: Some(rotation.kind),
             old: Some(rotation.old_fingerprint),
@@ -98,10 +106,9 @@ pub fn sync_audit(home: &Path, rotation: &Rotation) -> Result<(), StoreError> {
             seq: Some(t.seq),
             step: t.step.clone(),
             ..AuditLine::new("rotation", t.outcome.clone())
-        }
-        .append(home)?;
-    }
-    Ok(())
+        })
+        .collect();
+    audit::append_all(home, &lines)
 }
 
 /// Starts `rotation` as the home's one rotation: refused while another is
@@ -161,4 +168,34 @@ pub fn commit_locked(home: &Path, expected: Option<u64>, event: Event) -> Result
     save(home, &mut next, revision)?;
     sync_audit(home, &next)?;
     Ok(next)
+}
+
+/// Applies `events` in order to the open rotation, each at its own time,
+/// under one hold of the lock and with one write: how the driver of a push
+/// checks off many machines' answers at once. An event the rotation refuses
+/// (a step closed meanwhile by hand, an answer given twice) leaves it as it
+/// was and is returned in its place; the others apply.
+pub fn commit_batch(
+    home: &Path,
+    events: Vec<(Event, Timestamp)>,
+) -> Result<(Rotation, Vec<Result<(), TransitionError>>), PersistError> {
+    let _lock = Lock::for_change(home, "rotation")?;
+    let rotation = load(home)?.ok_or(PersistError::NoneOpen)?;
+    sync_audit(home, &rotation)?;
+    atomic::remove_stale_temporaries(home);
+    let revision = rotation.revision;
+    // Every transition so far is in the audit log now.
+    let logged = rotation.history.last().map_or(0, |t| t.seq);
+    let mut next = rotation;
+    let refusals: Vec<Result<(), TransitionError>> =
+        events.into_iter().map(|(event, at)| apply_in_place(&mut next, event, at)).collect();
+    if next.history.last().map_or(0, |t| t.seq) != logged {
+        // A kill here loses the batch's answers, not a machine: the push run
+        // again joins those machines again, which changes nothing there.
+        crate::fault::point("answers applied, not yet written");
+        save(home, &mut next, revision)?;
+        crate::fault::point("answers written, not yet audited");
+        append_audit(home, &next, logged)?;
+    }
+    Ok((next, refusals))
 }

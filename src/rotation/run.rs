@@ -198,6 +198,7 @@ fn start_with(
         before,
         steps,
         history: Vec::new(),
+        window: None,
     };
     rotation.history.push(super::state::Transition {
         seq: 1,
@@ -262,7 +263,7 @@ pub fn run(
         progress(&format!("{}: {}", step.id, step.title));
         *store = Store::open(store.home().clone())?;
         if let Action::Machine(_) = step.action {
-            match machines(store, &home, &rotation, edge, progress)? {
+            match super::machines::run_block(store, &home, &rotation, edge, progress)? {
                 Some(next) => return Ok(next),
                 None => continue,
             }
@@ -320,96 +321,6 @@ fn import_step(
     }
 }
 
-/// The block of machine steps from the current one: each roster machine
-/// joins, all at once with a bound, and each step is checked off from its
-/// machine's report. `None`: all done, go on; `Some`: stop here.
-fn machines(
-    store: &Store,
-    home: &Path,
-    rotation: &Rotation,
-    edge: &Edge,
-    progress: &mut dyn FnMut(&str),
-) -> Result<Option<Rotation>, RunError> {
-    let roster = &store.config().machines;
-    let block: Vec<(String, crate::store::config::MachineEntry)> = rotation
-        .steps
-        .iter()
-        .skip_while(|s| s.state.is_closed())
-        .take_while(|s| matches!(s.action, Action::Machine(_)))
-        .filter(|s| !s.state.is_closed())
-        .filter_map(|s| match &s.action {
-            Action::Machine(name) => roster.iter().find(|m| &m.name == name).map(|m| (s.id.clone(), m.clone())),
-            _ => None,
-        })
-        .collect();
-    let key = (rotation.variant != Variant::Reset).then(|| store.active_key(rotation.kind));
-    let entries: Vec<crate::store::config::MachineEntry> = block.iter().map(|(_, m)| m.clone()).collect();
-    progress(&format!("pushing the key to {} machines", entries.len()));
-    // Each machine's step is checked off as its answer arrives, so one slow
-    // machine holds back none of the others, and a stop loses none.
-    let committed = std::sync::Mutex::new(Vec::new());
-    let changes = crate::fleet::each(
-        &entries,
-        crate::fleet::DEFAULT_PARALLEL,
-        &|m| {
-            crate::fleet::checked_push(
-                m,
-                rotation.kind,
-                key.as_ref(),
-                rotation.new_fingerprint,
-                &*edge.commands,
-                edge.machine_timeout,
-            )
-        },
-        &|m, change| {
-            let Some((step, _)) = block.iter().find(|(_, entry)| entry.name == m.name) else { return };
-            let result = persist::commit(home, None, Event::step(step, change.clone()));
-            if let Ok(mut committed) = committed.lock() {
-                committed.push(result);
-            }
-        },
-    );
-    let mut stop = false;
-    let mut last = None;
-    for ((_, machine), change) in block.iter().zip(&changes) {
-        let done = matches!(change, Change::Done(_));
-        progress(&format!("{}: {}", machine.name, if done { "on the new key" } else { "needs attention" }));
-        stop |= !done;
-    }
-    let mut landed = false;
-    for result in committed.into_inner().unwrap_or_default() {
-        match result {
-            Ok(_) => landed = true,
-            Err(PersistError::Transition(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // Commits landed in the order answers came: the file has the last state.
-    if landed {
-        last = persist::load(home)?;
-    }
-    // A machine step not in the roster waits for a typed fingerprint.
-    if block.is_empty() {
-        stop = true;
-        if let Some(step) = rotation.current() {
-            let change = evaluate_machine_by_hand(rotation, step);
-            last = Some(persist::commit(home, None, Event::step(&step.id, change))?);
-        }
-    }
-    Ok(match last {
-        Some(next) if stop || !next.is_open() => Some(next),
-        _ => None,
-    })
-}
-
-fn evaluate_machine_by_hand(rotation: &Rotation, step: &Step) -> Change {
-    let Action::Machine(name) = &step.action else { return Change::Wait(String::new()) };
-    Change::Wait(format!(
-        "{name} is not in the roster: run `keyturn fingerprint {}` there and type what it shows: keyturn rotation confirm {} --fingerprint XXXX-XXXX-XXXX-XXXX",
-        rotation.kind, step.id
-    ))
-}
-
 fn evaluate(
     store: &mut Store,
     rotation: &Rotation,
@@ -424,7 +335,7 @@ fn evaluate(
         Action::Upgrade => upgrade(store, progress),
         Action::Push => source_control(store, edge, false),
         Action::GetLatest => source_control(store, edge, true),
-        Action::Machine(_) => evaluate_machine_by_hand(rotation, step),
+        Action::Machine(_) => super::machines::by_hand(rotation, step),
         Action::Manual => manual(store, step, edge),
     }
 }
@@ -910,6 +821,7 @@ mod tests {
             before: std::collections::BTreeMap::new(),
             steps: Vec::new(),
             history: Vec::new(),
+            window: None,
         }
     }
 }

@@ -157,6 +157,52 @@ pub struct Rotation {
     pub steps: Vec<Step>,
     /// Every transition so far.
     pub history: Vec<Transition>,
+    /// When the first and the last roster machine reached the new key: the
+    /// disagreement window. Absent until a machine step is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+}
+
+/// The disagreement window: from the first roster machine on the new key to
+/// the last, on this machine's clock as their answers (or the operator's
+/// typed fingerprints) arrived. Meanwhile machines on different keys cannot
+/// talk to each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// The first machine's arrival on the new key.
+    pub first: Timestamp,
+    /// The latest machine's so far.
+    pub last: Timestamp,
+    /// How many machine steps are done within it.
+    pub machines: usize,
+}
+
+impl Window {
+    /// Its length in milliseconds.
+    pub fn millis(&self) -> i64 {
+        self.last.as_millisecond() - self.first.as_millisecond()
+    }
+
+    /// Whether every machine step of `rotation` is done, so the window is closed.
+    pub fn closed(&self, rotation: &Rotation) -> bool {
+        rotation.steps.iter().filter(|s| s.kind == StepKind::PerMachine).all(|s| s.state.is_closed())
+    }
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.millis();
+        write!(
+            f,
+            "{}.{:03} s from the first machine on the new key to the last ({} machines, {} to {})",
+            ms / 1000,
+            ms % 1000,
+            self.machines,
+            self.first.strftime("%H:%M:%S%.3f UTC"),
+            self.last.strftime("%H:%M:%S%.3f UTC")
+        )
+    }
 }
 
 /// What moves a rotation.
@@ -245,6 +291,14 @@ impl Rotation {
 /// Applies `event` to `rotation` at `now`: the new rotation, or why the
 /// event is impossible (and the rotation unchanged).
 pub fn apply(mut rotation: Rotation, event: Event, now: Timestamp) -> Result<Rotation, TransitionError> {
+    apply_in_place(&mut rotation, event, now)?;
+    Ok(rotation)
+}
+
+/// [`apply`] on a rotation in place, for a caller applying many events to
+/// one large rotation (a fleet push): on a refusal it is left untouched,
+/// as every check comes before the first change.
+pub fn apply_in_place(rotation: &mut Rotation, event: Event, now: Timestamp) -> Result<(), TransitionError> {
     if !rotation.is_open() {
         return Err(TransitionError::Closed(rotation.status_name()));
     }
@@ -254,7 +308,7 @@ pub fn apply(mut rotation: Rotation, event: Event, now: Timestamp) -> Result<Rot
                 if reason.trim().is_empty() { "no reason given".to_string() } else { reason.trim().to_string() };
             rotation.record(now, None, format!("aborted: {reason}; the key was not rolled back"));
             rotation.status = Status::Aborted { at: now, reason };
-            return Ok(rotation);
+            return Ok(());
         }
         Event::Step { step, change } => (step, change),
     };
@@ -307,16 +361,22 @@ pub fn apply(mut rotation: Rotation, event: Event, now: Timestamp) -> Result<Rot
     };
     if rotation.steps[index].state == new_state {
         // Nothing new (e.g. still waiting for the same thing): no transition.
-        return Ok(rotation);
+        return Ok(());
     }
     let outcome = format!("{}{}", new_state.name(), new_state.evidence().map(|e| format!(": {e}")).unwrap_or_default());
+    if matches!(new_state, StepState::Done { .. }) && matches!(rotation.steps[index].action, Action::Machine(_)) {
+        rotation.window = Some(match rotation.window {
+            None => Window { first: now, last: now, machines: 1 },
+            Some(w) => Window { first: w.first.min(now), last: w.last.max(now), machines: w.machines + 1 },
+        });
+    }
     rotation.steps[index].state = new_state;
     rotation.record(now, Some(&step_id), outcome);
     if rotation.current().is_none() {
         rotation.status = Status::Finished { at: now };
         rotation.record(now, None, "finished: every step done or skipped".into());
     }
-    Ok(rotation)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -348,6 +408,7 @@ mod tests {
             before: BTreeMap::new(),
             steps: procedure::build(kind, setup, variant, &facts).expect("builds"),
             history: vec![],
+            window: None,
         }
     }
 

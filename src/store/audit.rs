@@ -83,6 +83,21 @@ impl AuditLine<'_> {
     }
 }
 
+/// Appends `lines` to the log in `home` in one write, flushed to disk once.
+pub fn append_all(home: &Path, lines: &[AuditLine<'_>]) -> Result<(), StoreError> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let path = home.join(AUDIT_FILE);
+    let mut bytes = Vec::new();
+    for line in lines {
+        serde_json::to_writer(&mut bytes, line)
+            .map_err(|e| StoreError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
+        bytes.push(b'\n');
+    }
+    append_bytes(&path, &bytes)
+}
+
 /// Appends whole lines to the audit log and flushes them to disk.
 fn append_bytes(path: &Path, line: &[u8]) -> Result<(), StoreError> {
     let io = |source| StoreError::Io { path: path.to_path_buf(), source };

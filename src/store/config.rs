@@ -35,6 +35,26 @@ pub struct Config {
     /// The other machines of the fleet.
     #[serde(default)]
     pub machines: Vec<MachineEntry>,
+    /// How the fleet is reached.
+    #[serde(default)]
+    pub fleet: FleetConfig,
+}
+
+/// `[fleet]`: how the roster machines are reached.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// How many machines are reached at once (`--parallel` overrides it);
+    /// unset: 32.
+    pub parallel: Option<usize>,
+}
+
+impl Config {
+    /// How many machines to reach at once: `flag` if given, else `[fleet]
+    /// parallel`, else the default.
+    pub fn parallel(&self, flag: Option<usize>) -> usize {
+        flag.or(self.fleet.parallel).unwrap_or(crate::system::remote::DEFAULT_PARALLEL)
+    }
 }
 
 /// One `[[projects]]` entry.
@@ -234,6 +254,17 @@ impl Config {
                     problem: format!("machine entry {}: `name` or `command` is empty", i + 1),
                 });
             }
+        }
+        if let Some(n) = config.fleet.parallel
+            && !(1..=crate::system::remote::MAX_PARALLEL).contains(&n)
+        {
+            return Err(StoreError::Config {
+                path,
+                problem: format!(
+                    "[fleet] parallel = {n}: give a number of machines from 1 to {}",
+                    crate::system::remote::MAX_PARALLEL
+                ),
+            });
         }
         for (id, step) in &config.steps {
             if step.command.is_empty() {

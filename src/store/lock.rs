@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::StoreError;
 
@@ -56,26 +56,12 @@ impl Lock {
             use std::os::unix::fs::PermissionsExt;
             let _ = file.set_permissions(std::fs::Permissions::from_mode(0o644));
         }
-        let deadline = Instant::now() + wait;
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    let mut holder = String::new();
-                    // The holder writes this right after locking; an empty
-                    // file means it has only just started.
-                    let _ = file.read_to_string(&mut holder);
-                    let holder = holder.trim();
-                    return Err(StoreError::Busy {
-                        home: home.to_path_buf(),
-                        holder: if holder.is_empty() { "another process".to_string() } else { holder.to_string() },
-                    });
-                }
-                Err(TryLockError::Error(e)) => return Err(io(e)),
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                file = wait_for(file, wait).map_err(io)?.ok_or_else(|| busy(&path, home))?
             }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
         }
         let note = format!(
             "keyturn pid {} ({}) by {} since {}",
@@ -90,6 +76,35 @@ impl Lock {
             .map_err(io)?;
         hold_for_tests();
         Ok(Lock { file })
+    }
+}
+
+/// Blocks on the lock in the OS (no polling) for at most `wait`: a helper
+/// thread waits and hands the file back, locked. Given up on, the helper
+/// drops the file when (if ever) it gets the lock, which releases it.
+fn wait_for(file: File, wait: Duration) -> std::io::Result<Option<File>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let locked = file.lock().map(|()| file);
+        let _ = tx.send(locked);
+    });
+    match rx.recv_timeout(wait) {
+        Ok(locked) => locked.map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Who holds the lock, as the holder wrote it right after locking.
+fn busy(path: &Path, home: &Path) -> StoreError {
+    let mut holder = String::new();
+    if let Ok(mut file) = File::open(path) {
+        let _ = file.read_to_string(&mut holder);
+    }
+    // An empty note means the holder has only just started.
+    let holder = holder.trim();
+    StoreError::Busy {
+        home: home.to_path_buf(),
+        holder: if holder.is_empty() { "another process".to_string() } else { holder.to_string() },
     }
 }
 

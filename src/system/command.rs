@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Seek, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How a command ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,33 +89,46 @@ impl SystemCommands {
                 let _ = stdin.write_all(&input);
             });
         }
-        let deadline = Instant::now() + timeout;
-        let (code, timed_out) = loop {
-            if let Some(status) = child.try_wait()? {
-                break (status.code(), false);
+        // A waiter thread blocks in the OS until the child exits; this one
+        // sleeps on the channel until then or the timeout, never polling.
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let (code, timed_out) = match rx.recv_timeout(timeout) {
+            Ok(status) => (status?.code(), false),
+            // Exited just as the time ran out: not a timeout.
+            Err(_) if let Ok(status) = rx.try_recv() => (status?.code(), false),
+            Err(_) => {
+                kill_group(pid);
+                // The waiter reaps it once the kill lands.
+                let _ = rx.recv();
+                (None, true)
             }
-            if Instant::now() >= deadline {
-                kill_group(&mut child);
-                let _ = child.wait();
-                break (None, true);
-            }
-            std::thread::sleep(Duration::from_millis(10));
         };
         Ok(Output { code, stdout: read_tail(out), stderr: read_tail(err), timed_out })
     }
 }
 
+/// Ends the child and everything it started (its process group on Unix,
+/// its process tree on Windows).
 #[cfg(unix)]
-fn kill_group(child: &mut std::process::Child) {
-    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+fn kill_group(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     }
-    let _ = child.kill();
 }
 
 #[cfg(not(unix))]
-fn kill_group(child: &mut std::process::Child) {
-    let _ = child.kill();
+fn kill_group(pid: u32) {
+    let _ = Command::new("taskkill")
+        .args(["/F", "/T", "/PID", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 impl Commands for SystemCommands {

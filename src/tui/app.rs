@@ -291,8 +291,14 @@ fn push_machine(home: Home, name: &str, edge: &Edge) -> Result<Rotation, String>
     let rotation = persist::open_rotation(&home.dir).map_err(|e| e.to_string())?.ok_or("no rotation is open")?;
     let machine = store.config().machines.iter().find(|m| m.name == name).ok_or("not in the roster")?.clone();
     let key = (rotation.variant != crate::rotation::Variant::Reset).then(|| store.active_key(rotation.kind));
-    let answer = fleet::push(&machine, rotation.kind, key.as_ref(), &*edge.commands, edge.machine_timeout);
-    let change = fleet::machine_change(name, rotation.kind, rotation.new_fingerprint, &answer);
+    let change = crate::rotation::machines::checked_push(
+        &machine,
+        rotation.kind,
+        key.as_ref(),
+        rotation.new_fingerprint,
+        &*edge.remote,
+        edge.machine_timeout,
+    );
     persist::commit(&home.dir, None, Event::step(&format!("machine-{name}"), change)).map_err(|e| e.to_string())
 }
 
@@ -973,7 +979,7 @@ impl App {
             match Store::open(home) {
                 Ok(store) => WorkResult::Fleet(fleet::fleet_status(
                     &store,
-                    &*edge.commands,
+                    &*edge.remote,
                     fleet::DEFAULT_PARALLEL,
                     fleet::STATUS_TIMEOUT,
                     &|m| {

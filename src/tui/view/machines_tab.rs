@@ -14,9 +14,15 @@ use crate::tui::app::{App, MachinesControl};
 use crate::tui::theme::Theme;
 
 pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
-    let [list, detail, convergence, buttons] =
-        Layout::vertical([Constraint::Fill(1), Constraint::Length(4), Constraint::Length(2), Constraint::Length(1)])
-            .areas(area);
+    // A line more for the disagreement window once a rotation has one.
+    let window = app.fleet.as_ref().and_then(|f| f.window.as_ref());
+    let [list, detail, convergence, buttons] = Layout::vertical([
+        Constraint::Fill(1),
+        Constraint::Length(4),
+        Constraint::Length(if window.is_some() { 3 } else { 2 }),
+        Constraint::Length(1),
+    ])
+    .areas(area);
     let mut lines = vec![Line::styled(
         format!(
             "  {:<12} {:<10} {:<14} {:<14} {:<5} {:>5} {}",
@@ -102,7 +108,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     }
     frame.render_widget(Paragraph::new(about).wrap(Wrap { trim: true }), detail);
 
-    let convergence_lines: Vec<Line<'_>> = match &app.fleet {
+    let mut convergence_lines: Vec<Line<'_>> = match &app.fleet {
         Some(fleet) => fleet
             .convergence
             .iter()
@@ -113,6 +119,15 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
             .collect(),
         None => vec![Line::raw(" Not refreshed yet.")],
     };
+    if let Some(w) = window {
+        let so_far = if w.closed { "" } else { " so far" };
+        convergence_lines.push(Line::raw(format!(
+            " Disagreement window{so_far}: {}.{:03} s, first to last machine on the new key ({} machines)",
+            w.milliseconds / 1000,
+            w.milliseconds % 1000,
+            w.machines
+        )));
+    }
     frame.render_widget(Paragraph::new(convergence_lines), convergence);
     let control =
         |c: MachinesControl, label: &str| button(label, app.machines_focus == c, app.machines_enabled(c), theme);
