@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::keys::{Key, KeyKind};
 use crate::store::config::Encoding;
@@ -133,7 +133,7 @@ pub fn create(keyturn: &Path) -> io::Result<Demo> {
 #[cfg(unix)]
 fn standins(root: &Path, keyturn: &Path) -> io::Result<String> {
     use std::os::unix::fs::PermissionsExt;
-    let sleep = ["/bin/sleep", "/usr/bin/sleep"].into_iter().map(PathBuf::from).find(|p| p.exists());
+    let sleep = ["/bin/sleep", "/usr/bin/sleep"].into_iter().map(std::path::PathBuf::from).find(|p| p.exists());
     let Some(sleep) = sleep else {
         return Ok(empty_components());
     };

@@ -386,6 +386,11 @@ pub fn config_edit(data: &[u8]) {
     // toml_edit ends the file with a line break after an edit of its last
     // table: the one byte an edit may add besides the entry.
     let original = &format!("{}\n", original.strip_suffix('\n').unwrap_or(original));
+    // Names and paths with a control or invisible character are refused
+    // before any edit (`keyturn.toml` may not hold them).
+    if arg.chars().any(display::is_hidden) {
+        return;
+    }
     let common = |a: &str, b: &str| {
         let pre = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
         let max_suf = a.len().min(b.len()) - pre;
