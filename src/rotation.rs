@@ -1,6 +1,7 @@
 //! Rotations: the original procedures as checklists that a state machine
 //! drives step by step, persisted after every transition.
 
+pub mod evidence;
 pub mod join;
 pub mod machines;
 pub mod persist;

@@ -137,9 +137,9 @@ pub fn join(store: &mut Store, kind: KeyKind, key: Option<Key>, edge: &Edge) -> 
     for step in plan.iter().filter(|s| s.kind == crate::rotation::StepKind::Restart && !s.state.is_closed()) {
         let crate::rotation::Action::Restart(id) = &step.action else { continue };
         let outcome = if change.changed {
-            runner::restart_step(store, &rotation, id, edge, &mut |_| {})
+            super::evidence::restart_step(store, &rotation, id, edge, &mut |_| {})
         } else {
-            runner::unchanged_component(store, &rotation, id, edge)
+            super::evidence::unchanged_component(store, &rotation, id, edge)
         };
         steps.push(joined(&step.id, &step.title, &outcome));
     }
