@@ -10,6 +10,7 @@ mod projects;
 mod rotation;
 mod tokens;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,6 +29,7 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const NOT_FINISHED: u8 = 3;
     pub const BUSY: u8 = 4;
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Debug, Parser)]
@@ -51,6 +53,12 @@ struct Cli {
 enum Command {
     /// The wizard on a throwaway home with a sample project, credentials, services and machines.
     Demo,
+    /// A demo's stand-in service: runs until the demo process PID ends.
+    #[command(hide = true)]
+    DemoStandin {
+        #[arg(long, value_name = "PID")]
+        watch: u32,
+    },
     /// Both keys: default or custom, fingerprint, age.
     Status {
         /// Print the documented JSON shape instead of text.
@@ -356,6 +364,11 @@ impl From<Kind> for KeyKind {
 #[error("{0}")]
 pub struct Usage(pub String);
 
+/// Ctrl-C ended the wizard: exit 130, as a shell reports SIGINT.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted (Ctrl-C)")]
+pub struct Interrupted;
+
 /// Work remains for a person: exit 3.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -386,7 +399,8 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(report) => {
             let message: Vec<String> = report.chain().map(ToString::to_string).collect();
-            eprintln!("keyturn: error: {}", message.join(": "));
+            // Never a panic for a terminal that went away.
+            let _ = writeln!(std::io::stderr(), "keyturn: error: {}", message.join(": "));
             ExitCode::from(exit_code(&report))
         }
     }
@@ -421,6 +435,9 @@ fn exit_code(report: &eyre::Report) -> u8 {
         if cause.downcast_ref::<NotFinished>().is_some() {
             return exit::NOT_FINISHED;
         }
+        if cause.downcast_ref::<Interrupted>().is_some() {
+            return exit::INTERRUPTED;
+        }
         if let Some(StoreError::Busy { .. }) = cause.downcast_ref::<StoreError>() {
             return exit::BUSY;
         }
@@ -442,6 +459,13 @@ fn run(cli: Cli) -> eyre::Result<()> {
     };
     match command {
         Command::Demo => demo(cli.ascii),
+        Command::DemoStandin { watch } => {
+            #[cfg(unix)]
+            keyturn::demo::standin(watch);
+            #[cfg(not(unix))]
+            let _ = watch;
+            Ok(())
+        }
         Command::Generate { kind } => keys::generate(kind.into()),
         Command::Status { json } => keys::status(&open()?, json),
         Command::Import { kind, file } => keys::import(&mut open()?, kind.into(), file.as_deref()),
@@ -487,8 +511,14 @@ fn wizard(home: Home, ascii: bool, wait: std::time::Duration, on_hangup: Box<dyn
         )
         .into());
     }
+    if let Some(refusal) = keyturn::tui::terminal_refusal(std::env::var("TERM").ok().as_deref()) {
+        return Err(Usage(refusal).into());
+    }
     watch_hangup(on_hangup);
-    Ok(keyturn::tui::run(home, ascii, wait)?)
+    match keyturn::tui::run(home, ascii, wait)? {
+        keyturn::tui::Ended::Quit => Ok(()),
+        keyturn::tui::Ended::Interrupted => Err(Interrupted.into()),
+    }
 }
 
 #[cfg(unix)]
@@ -513,14 +543,16 @@ fn demo(ascii: bool) -> eyre::Result<()> {
     let me = std::env::current_exe().wrap_err("cannot find the keyturn binary for the demo's services")?;
     let demo = keyturn::demo::create(&me).wrap_err("cannot build the demo")?;
     let dir = demo.path().to_path_buf();
+    let dir_shown = dir.display().to_string();
     let result = wizard(
         demo.home(),
         ascii,
         std::time::Duration::from_secs(15),
         Box::new(move || keyturn::demo::cleanup(&dir, true)),
     );
-    eprintln!("The demo home {} and its stand-in services are gone.", demo.path().display());
+    keyturn::demo::cleanup(demo.path(), true);
     drop(demo);
+    let _ = writeln!(std::io::stderr(), "The demo home {dir_shown} and its stand-in services are gone.");
     result
 }
 

@@ -202,7 +202,7 @@ impl Key {
         if input.len() > MAX_INPUT {
             return Err(KeyTextError::TooLarge { bytes: input.len() });
         }
-        let compact: Zeroizing<String> = Zeroizing::new(input.lines().map(str::trim).collect::<String>());
+        let compact = compact_pasted(input);
         if compact.is_empty() {
             return Err(KeyTextError::Empty);
         }
@@ -236,6 +236,20 @@ impl Key {
         }
         Ok(key)
     }
+}
+
+/// A pasted or typed key's text as one line: every line trimmed and the
+/// lines joined, so a console's wrapping (padding spaces before the break,
+/// `\n`, `\r\n` or a lone `\r` as terminals send a bracketed paste) is
+/// undone; control characters go with the breaks. The one normalisation the
+/// CLI and the wizard's field share: `parse` applies it again, so the field
+/// may hold its result.
+pub fn compact_pasted(input: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(input.len().min(MAX_INPUT)));
+    for line in input.split(['\n', '\r']) {
+        out.extend(line.trim().chars().filter(|c| !c.is_control()));
+    }
+    out
 }
 
 fn checksum(kind: KeyKind, key: &[u8; KEY_LEN]) -> [u8; CHECKSUM_LEN] {
@@ -482,6 +496,25 @@ mod tests {
         assert_eq!(Key::parse(KeyKind::Encryption, &text), Ok(key.clone()));
         let wrapped = format!("  \r\n{}   \r\n{}\n\n", &text[..30], &text[30..]);
         assert_eq!(Key::parse(KeyKind::Encryption, &wrapped), Ok(key));
+    }
+
+    #[test]
+    fn a_console_wrapped_paste_compacts_to_the_key() {
+        // 30 characters, six padding spaces, the break (as a terminal sends
+        // a bracketed paste: \r), the rest: what the wizard's field receives.
+        let key = Key::generate(KeyKind::Communication).expect("random");
+        let text = key.to_text();
+        for newline in ["\n", "\r", "\r\n"] {
+            let pasted = format!("{}      {newline}{}", &text[..30], &text[30..]);
+            assert_eq!(compact_pasted(&pasted).as_str(), text.as_str());
+            assert_eq!(Key::parse(KeyKind::Communication, &pasted), Ok(key.clone()));
+        }
+        // Spaces inside a line are not a console's: still refused.
+        let spaced = format!("{} {}", &text[..30], &text[30..]);
+        assert!(matches!(
+            Key::parse(KeyKind::Communication, &spaced),
+            Err(KeyTextError::InvalidCharacter { position: 31 })
+        ));
     }
 
     #[test]
