@@ -233,7 +233,9 @@ fn upgrade(store: &Store) -> Change {
             let unreadable: Vec<String> = reports
                 .iter()
                 .flat_map(|r| {
-                    r.unreadable.iter().map(move |u| format!("{}:{}", r.project.join(&u.file).display(), u.line))
+                    r.unreadable
+                        .iter()
+                        .map(move |u| format!("{}:{}", crate::display::path(&r.project.join(&u.file)), u.line))
                 })
                 .collect();
             let summary = format!("{upgraded} tokens re-encrypted, {current} already current");
@@ -254,6 +256,10 @@ fn upgrade(store: &Store) -> Change {
 pub type Answer<T> = Result<T, String>;
 
 fn describe_failure(out: &Output, timeout: Duration) -> String {
+    printable(&describe_output(out, timeout))
+}
+
+fn describe_output(out: &Output, timeout: Duration) -> String {
     if out.timed_out {
         return format!("no answer within {} s (the machine or its command hangs)", timeout.as_secs());
     }
@@ -266,10 +272,9 @@ fn describe_failure(out: &Output, timeout: Duration) -> String {
     }
 }
 
-/// Another machine's text, safe to show: control characters (escape
-/// sequences a hostile or broken remote could send) become `?`.
+/// Another machine's text, safe to show (see `display`).
 fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    crate::display::escaped(text)
 }
 
 impl JoinReport {
@@ -292,25 +297,47 @@ impl JoinReport {
 /// to matter replaced, before anything of it is kept or shown.
 fn redacted(mut out: Output, key: Option<&Key>) -> Output {
     let Some(key) = key else { return out };
+    withhold(&mut out.stdout, key);
+    withhold(&mut out.stderr, key);
+    out
+}
+
+/// `s` with the key's text, its base64 body and any run of 16 or more of
+/// the body's characters in a row (a cut line may hold a piece) replaced.
+fn withhold(s: &mut String, key: &Key) {
     let text = key.to_text();
     let body = text.rsplit(':').next().unwrap_or_default().to_string();
-    let hide = |s: &mut String| {
-        for secret in [text.as_str(), body.as_str()] {
-            *s = s.replace(secret, "[key withheld]");
+    for secret in [text.as_str(), body.as_str()] {
+        *s = s.replace(secret, "[key withheld]");
+    }
+    let chars: Vec<char> = body.chars().collect();
+    for window in chars.windows(16) {
+        let piece: String = window.iter().collect();
+        if s.contains(&piece) {
+            *s = s.replace(&piece, "[key withheld]");
         }
-        // A cut line may hold a piece of the body: any run of 16 or more of
-        // its characters in a row is withheld too.
-        let chars: Vec<char> = body.chars().collect();
-        for window in chars.windows(16) {
-            let piece: String = window.iter().collect();
-            if s.contains(&piece) {
-                *s = s.replace(&piece, "[key withheld]");
+    }
+}
+
+impl JoinReport {
+    /// The report with the key withheld from every text it carries: a
+    /// remote that repeats its input in its report must not get the key
+    /// into the evidence, the rotation state or the screen.
+    fn withheld(mut self, key: Option<&Key>) -> JoinReport {
+        let Some(key) = key else { return self };
+        for s in [&mut self.keyturn, &mut self.machine, &mut self.home] {
+            withhold(s, key);
+        }
+        for step in &mut self.steps {
+            for s in [&mut step.id, &mut step.title, &mut step.state, &mut step.evidence] {
+                withhold(s, key);
             }
         }
-    };
-    hide(&mut out.stdout);
-    hide(&mut out.stderr);
-    out
+        for s in &mut self.needs_person {
+            withhold(s, key);
+        }
+        self
+    }
 }
 
 /// Runs `keyturn rotation join` on `machine`, the key on its standard input.
@@ -336,7 +363,7 @@ pub fn push(
         .map_err(|e| format!("its command could not run: {e}"))?;
     // Exit 3 (a person is needed there) still carries a report.
     match serde_json::from_str::<JoinReport>(&out.stdout) {
-        Ok(report) if matches!(out.code, Some(0 | 3)) => Ok(report.printable()),
+        Ok(report) if matches!(out.code, Some(0 | 3)) => Ok(report.withheld(key).printable()),
         // A command that repeats its input (a shell reading the key line as
         // a command, `cat`) would put the key in the evidence: cut it out.
         _ => Err(describe_failure(&redacted(out, key), timeout)),
@@ -387,7 +414,7 @@ pub fn status(machine: &MachineEntry, commands: &dyn Commands, timeout: Duration
     if !out.success() {
         return Err(describe_failure(&out, timeout));
     }
-    parse_status(&out.stdout).ok_or_else(|| format!("its answer is not keyturn's status: {}", out.tail()))
+    parse_status(&out.stdout).ok_or_else(|| printable(&format!("its answer is not keyturn's status: {}", out.tail())))
 }
 
 /// Reads what `keyturn status --json` printed on another machine.

@@ -202,7 +202,7 @@ impl Key {
         if input.len() > MAX_INPUT {
             return Err(KeyTextError::TooLarge { bytes: input.len() });
         }
-        let compact = compact_pasted(input);
+        let compact = unwrapped(input);
         if compact.is_empty() {
             return Err(KeyTextError::Empty);
         }
@@ -236,20 +236,6 @@ impl Key {
         }
         Ok(key)
     }
-}
-
-/// A pasted or typed key's text as one line: every line trimmed and the
-/// lines joined, so a console's wrapping (padding spaces before the break,
-/// `\n`, `\r\n` or a lone `\r` as terminals send a bracketed paste) is
-/// undone; control characters go with the breaks. The one normalisation the
-/// CLI and the wizard's field share: `parse` applies it again, so the field
-/// may hold its result.
-pub fn compact_pasted(input: &str) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::with_capacity(input.len().min(MAX_INPUT)));
-    for line in input.split(['\n', '\r']) {
-        out.extend(line.trim().chars().filter(|c| !c.is_control()));
-    }
-    out
 }
 
 fn checksum(kind: KeyKind, key: &[u8; KEY_LEN]) -> [u8; CHECKSUM_LEN] {
@@ -354,6 +340,19 @@ fn wrong_length_message(bytes: usize) -> String {
     } else {
         format!("the key is too long: its body decodes to {bytes} bytes, a key has {want}; paste one key only")
     }
+}
+
+/// Pasted or typed key text with what a console adds taken out: the line
+/// breaks of a wrapped line (`\n`, `\r\n`, or a lone `\r` as terminals
+/// send a bracketed paste) and the spaces around each line, such as the
+/// padding before the break. The one normalisation shared by `Key::parse`
+/// (the CLI) and the wizard's paste.
+pub fn unwrapped(input: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(input.len().min(MAX_INPUT)));
+    for line in input.split(['\n', '\r']) {
+        out.push_str(line.trim());
+    }
+    out
 }
 
 /// Reads key text from raw input bytes: UTF-8 (with or without a byte-order
@@ -506,7 +505,7 @@ mod tests {
         let text = key.to_text();
         for newline in ["\n", "\r", "\r\n"] {
             let pasted = format!("{}      {newline}{}", &text[..30], &text[30..]);
-            assert_eq!(compact_pasted(&pasted).as_str(), text.as_str());
+            assert_eq!(unwrapped(&pasted).as_str(), text.as_str());
             assert_eq!(Key::parse(KeyKind::Communication, &pasted), Ok(key.clone()));
         }
         // Spaces inside a line are not a console's: still refused.

@@ -3,6 +3,7 @@
 //! (`system`); and the terminal wizard (`tui`), which draws the domain.
 
 pub mod demo;
+pub mod display;
 pub mod fault;
 pub mod fleet;
 pub mod fuzzing;

@@ -338,7 +338,7 @@ pub fn key_usage(roots: &[PathBuf]) -> Result<std::collections::BTreeMap<token::
                 let entry = usage.entry(id).or_default();
                 entry.count += 1;
                 if entry.places.len() < USAGE_PLACES {
-                    entry.places.push(format!("{}:{line}", path.display()));
+                    entry.places.push(format!("{}:{line}", crate::display::path(&path)));
                 }
             }
         }

@@ -112,10 +112,13 @@ fn a_remote_answer_with_escapes_is_shown_without_them() {
         format!("[[machines]]\nname = \"evil\"\nroles = [\"execution\"]\ncommand = [\"{}\"]\n", script.display()),
     )
     .expect("config");
-    for args in [&["machines", "status"][..], &["machines", "status", "--json"]] {
+    // Shown as `\u{1B}`; JSON writes that backslash as `\\`.
+    for (args, shown) in
+        [(&["machines", "status"][..], "0.1.0\\u{1B}[31m"), (&["machines", "status", "--json"], "0.1.0\\\\u{1B}[31m")]
+    {
         let out = keyturn(&home, args, "");
         no_escape(&out, &format!("{args:?}"));
-        assert!(String::from_utf8_lossy(&out.stdout).contains("0.1.0?[31m"), "shown with the escape replaced");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(shown), "shown with the escape replaced");
     }
 }
 
@@ -155,4 +158,98 @@ fn a_pasted_escape_never_reaches_the_key_field() {
     );
     app.update(Action::Paste("kt1:enc:\u{1b}[2Jabc\u{7}\r\ndef".into()));
     assert_eq!(app.panes[0].field.text(), "kt1:enc:[2Jabcdef");
+}
+
+/// Whether `text` holds a character that would act on the terminal or draw
+/// nothing (the line breaks of the layout aside).
+fn hides(text: &str) -> Option<char> {
+    text.chars().find(|&c| c != '\n' && keyturn::display::is_hidden(c))
+}
+
+/// A roster machine that answers with bidi overrides, isolates and
+/// zero-width characters (the "Trojan Source" class) in its version and its
+/// home: the real keyturn there, its answers rewritten on the way back. They
+/// reach no screen raw: not `machines status` (text or JSON), not the step
+/// evidence (`rotation status`, text or JSON), not the wizard's fleet view.
+#[cfg(unix)]
+#[test]
+fn a_remote_answer_with_bidi_or_invisible_characters_is_shown_escaped() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let components = "[components.scheduling]\n[components.storage]\n[components.execution]\n[components.app]\n\n";
+    let remote = tmp.path().join("remote");
+    fs::create_dir_all(&remote).expect("mkdir remote");
+    fs::write(remote.join("keyturn.toml"), components).expect("remote config");
+    let script = tmp.path().join("remote.sh");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{} --home {} \"$@\" | sed -e 's/\"keyturn\": \"/&\u{202E}\u{200B}/' -e 's/\"home\": \"/&\u{2066}\u{200F}\u{FEFF}/' -e 's/\"evidence\": \"/&\u{202B}\u{2060}/'\n",
+            env!("CARGO_BIN_EXE_keyturn"),
+            remote.display()
+        ),
+    )
+    .expect("script");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let home = tmp.path().join("home");
+    fs::create_dir_all(&home).expect("mkdir home");
+    fs::write(
+        home.join("keyturn.toml"),
+        format!(
+            "{components}[[machines]]\nname = \"evil\"\nroles = [\"execution\"]\ncommand = [\"{}\"]\n",
+            script.display()
+        ),
+    )
+    .expect("config");
+
+    // The fleet view on the command line, text and JSON.
+    let text = keyturn(&home, &["machines", "status"], "");
+    let shown = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(hides(&shown), None, "{shown}");
+    assert!(shown.contains("\\u{202E}\\u{200B}0.1"), "the version is shown with its escapes: {shown}");
+    let json = keyturn(&home, &["machines", "status", "--json"], "");
+    let raw = String::from_utf8_lossy(&json.stdout);
+    assert_eq!(hides(&raw), None, "{raw}");
+    let fleet: serde_json::Value = serde_json::from_str(&raw).expect("machines status --json is JSON");
+    let status = &fleet["machines"][0]["status"];
+    assert!(status["keyturn"].as_str().is_some_and(|v| v.starts_with("\\u{202E}\\u{200B}")), "{status}");
+    assert!(status["home"].as_str().is_some_and(|h| h.starts_with("\\u{2066}\\u{200F}\\u{FEFF}")), "{status}");
+
+    // The machine's join report, into the step's evidence.
+    ok(&home, &["rotation", "start", "communication", "--setup", "multi", "--generate"], "");
+    let _ = keyturn(&home, &["rotation", "run", "--wait", "1"], "");
+    ok(&home, &["rotation", "confirm", "distribute"], "");
+    let _ = keyturn(&home, &["rotation", "run", "--wait", "1"], "");
+    let steps = ok(&home, &["rotation", "status"], "");
+    assert_eq!(hides(&steps), None, "{steps}");
+    assert!(steps.contains("keyturn \\u{202E}\\u{200B}0.1"), "the evidence shows the escapes: {steps}");
+    let steps = ok(&home, &["rotation", "status", "--json"], "");
+    assert_eq!(hides(&steps), None, "{steps}");
+    let rotation: serde_json::Value = serde_json::from_str(&steps).expect("rotation status --json is JSON");
+    let step = rotation["steps"].as_array().and_then(|s| s.iter().find(|s| s["id"] == "machine-evil")).cloned();
+    assert!(
+        step.as_ref().and_then(|s| s["evidence"].as_str()).is_some_and(|e| e.contains("keyturn \\u{202E}\\u{200B}0.1")),
+        "{step:?}"
+    );
+
+    // The wizard's fleet view.
+    use keyturn::system::clipboard::FakeClipboard;
+    use keyturn::tui::app::{App, Options, Tab};
+    let mut app = App::new(
+        keyturn::store::home::Home { dir: home.clone(), machine_wide: false },
+        Box::new(FakeClipboard::default()),
+        Options { background: false, wait: std::time::Duration::from_secs(1) },
+    );
+    app.tab = Tab::Machines;
+    app.refresh_fleet();
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 30)).expect("a test terminal");
+    let theme = keyturn::tui::theme::Theme { color: false, ascii: false };
+    terminal.draw(|frame| keyturn::tui::view::render(&app, &theme, frame)).expect("draws");
+    let buffer = terminal.backend().buffer();
+    let screen: String = (0..buffer.area.height)
+        .map(|y| (0..buffer.area.width).map(|x| buffer[(x, y)].symbol()).collect::<String>() + "\n")
+        .collect();
+    assert_eq!(hides(&screen), None, "{screen}");
+    assert!(screen.contains("\\u{2066}\\u{200F}\\u{FEFF}"), "the home is shown with its escapes:\n{screen}");
+    assert!(screen.contains("Rollout: evil reports"), "the rollout evidence is there:\n{screen}");
 }

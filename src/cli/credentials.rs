@@ -58,7 +58,7 @@ pub fn list(store: &Store, json: bool) -> eyre::Result<()> {
                 json!({"name": c.name, "user": c.user, "state": state, "key": key, "updated": c.updated.to_string()})
             })
             .collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&json!({ "credentials": list }))?)?;
+        writeln!(out, "{}", keyturn::display::json(&json!({ "credentials": list }))?)?;
         return Ok(());
     }
     if entries.is_empty() {

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use color_eyre::eyre::{self, WrapErr};
+use keyturn::display;
 use keyturn::fleet::{self, FleetStatus, JoinReport};
 use keyturn::keys::{Key, KeyKind};
 use keyturn::rotation::run::Edge;
@@ -30,7 +31,7 @@ pub fn join(store: &mut Store, kind: KeyKind, reset: bool, json: bool, wait: Dur
     let report = fleet::join(store, kind, key, &edge).wrap_err(format!("the {kind} key was not joined"))?;
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        writeln!(out, "{}", keyturn::display::json(&report)?)?;
     } else {
         print_report(&mut out, &report)?;
     }
@@ -98,7 +99,7 @@ pub fn status(store: &Store, json: bool, parallel: usize) -> eyre::Result<()> {
     });
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&fleet)?)?;
+        writeln!(out, "{}", keyturn::display::json(&fleet)?)?;
     } else {
         print_fleet(&mut out, &fleet)?;
     }
@@ -143,7 +144,7 @@ fn print_fleet(out: &mut impl Write, fleet: &FleetStatus) -> std::io::Result<()>
             )?,
         }
         if let Some(rollout) = &row.rollout {
-            writeln!(out, "{:<16} rollout: {rollout}", "")?;
+            writeln!(out, "{:<16} rollout: {}", "", display::escape(rollout))?;
         }
     }
     for (kind, c) in &fleet.convergence {

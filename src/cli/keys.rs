@@ -56,7 +56,7 @@ pub fn status(store: &Store, json: bool) -> eyre::Result<()> {
             "keys": keys,
             "rotation": super::rotation::summary_json(&home.dir)?,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        writeln!(out, "{}", keyturn::display::json(&doc)?)?;
         return Ok(());
     }
     let scope = if home.machine_wide {

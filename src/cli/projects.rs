@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use color_eyre::eyre::{self, WrapErr};
+use keyturn::display;
 use keyturn::keys::KeyKind;
 use keyturn::project::{self, Progress, ProjectReport};
 use keyturn::store::Store;
@@ -78,7 +79,7 @@ pub fn upgrade(store: &Store, paths: &[PathBuf], dry_run: bool, json: bool) -> e
             "active_key": ring.active().id().to_string(),
             "projects": reports,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        writeln!(out, "{}", keyturn::display::json(&doc)?)?;
     } else {
         for report in &reports {
             print_report(&mut out, report, dry_run)?;
@@ -95,14 +96,14 @@ pub fn upgrade(store: &Store, paths: &[PathBuf], dry_run: bool, json: bool) -> e
 
 fn print_report(out: &mut impl Write, r: &ProjectReport, dry_run: bool) -> std::io::Result<()> {
     let would = if dry_run { "would be " } else { "" };
-    writeln!(out, "{}", r.project.display())?;
+    writeln!(out, "{}", display::path(&r.project))?;
     writeln!(out, "  files scanned:   {} ({} skipped: binary, too large, links)", r.files_scanned, r.files_skipped)?;
     writeln!(out, "  tokens found:    {}", r.tokens)?;
     writeln!(out, "  re-encrypted:    {} {would}in {} files", r.upgraded, r.files_rewritten)?;
     writeln!(out, "  already current: {}", r.current)?;
     writeln!(out, "  cannot decrypt:  {}", r.unreadable.len())?;
     for u in &r.unreadable {
-        writeln!(out, "    {}:{}  {}", u.file.display(), u.line, u.reason)?;
+        writeln!(out, "    {}:{}  {}", display::path(&u.file), u.line, u.reason)?;
     }
     Ok(())
 }
@@ -141,7 +142,7 @@ pub fn list(store: &Store) -> eyre::Result<()> {
         } else {
             "no git"
         };
-        writeln!(out, "{}\t{state}", dir.display())?;
+        writeln!(out, "{}\t{state}", display::path(&dir))?;
     }
     Ok(())
 }

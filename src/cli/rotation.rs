@@ -20,7 +20,7 @@ fn print_steps(out: &mut impl Write, steps: &[Step], current: Option<&str>) -> s
         let is_current = current == Some(step.id.as_str());
         writeln!(out, "{} {:<22} {}", step.marker(is_current), step.id, step.title)?;
         if let Some(evidence) = step.state.evidence() {
-            writeln!(out, "      {evidence}")?;
+            writeln!(out, "      {}", keyturn::display::escape(evidence))?;
         }
     }
     Ok(())
@@ -128,7 +128,7 @@ pub fn status(store: &Store, json: bool) -> eyre::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         let value = rotation.as_ref().map_or(serde_json::Value::Null, rotation_json);
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        writeln!(out, "{}", keyturn::display::json(&value)?)?;
         return Ok(());
     }
     let Some(r) = rotation else {
@@ -188,7 +188,7 @@ fn finish_message(rotation: &Rotation) -> eyre::Result<()> {
         (Status::Open, Some(step)) => Err(NotFinished(format!(
             "step `{}` needs a person: {}",
             step.id,
-            step.state.evidence().unwrap_or(&step.title)
+            keyturn::display::escape(step.state.evidence().unwrap_or(&step.title))
         ))
         .into()),
         _ => Ok(()),

@@ -567,7 +567,9 @@ fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
     let unreadable: Vec<String> = reports
         .iter()
         .flat_map(|r| {
-            r.unreadable.iter().map(move |u| format!("{}:{} ({})", r.project.join(&u.file).display(), u.line, u.reason))
+            r.unreadable
+                .iter()
+                .map(move |u| format!("{}:{} ({})", crate::display::path(&r.project.join(&u.file)), u.line, u.reason))
         })
         .collect();
     if unreadable.is_empty() {

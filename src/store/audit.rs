@@ -109,16 +109,22 @@ pub fn last_seq(home: &Path, id: &str) -> Result<u64, StoreError> {
     file.seek(SeekFrom::Start(len.saturating_sub(1 << 20))).map_err(io)?;
     let mut tail = Vec::new();
     file.read_to_end(&mut tail).map_err(io)?;
+    Ok(max_seq(&tail, id))
+}
+
+/// The highest transition number of rotation `id` in `log` (audit lines);
+/// a line that is not an audit line (torn by a crash, cut by the 1 MiB
+/// window) counts for nothing.
+pub fn max_seq(log: &[u8], id: &str) -> u64 {
     #[derive(serde::Deserialize)]
     struct Seen {
         rotation: Option<String>,
         seq: Option<u64>,
     }
-    Ok(tail
-        .split(|b| *b == b'\n')
+    log.split(|b| *b == b'\n')
         .filter_map(|line| serde_json::from_slice::<Seen>(line).ok())
         .filter(|seen| seen.rotation.as_deref() == Some(id))
         .filter_map(|seen| seen.seq)
         .max()
-        .unwrap_or(0))
+        .unwrap_or(0)
 }

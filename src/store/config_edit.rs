@@ -18,21 +18,28 @@ fn edit(home: &Path, doing: &str, change: impl FnOnce(&mut DocumentMut) -> bool)
     let path = home.join(CONFIG_FILE);
     let bytes = file::read(&path, Guard::Trusted)?.unwrap_or_default();
     let original = text(&path, &bytes)?;
-    let mut doc: DocumentMut = original.parse().map_err(|e: toml_edit::TomlError| StoreError::Config {
-        path: path.clone(),
-        problem: e.message().to_string(),
-    })?;
-    if !change(&mut doc) {
+    let Some(edited) =
+        edited(original, change).map_err(|problem| StoreError::Config { path: path.clone(), problem })?
+    else {
         return Ok(false);
-    }
-    let edited = doc.to_string();
-    toml::from_str::<Config>(&edited).map_err(|e| StoreError::Config {
-        path: path.clone(),
-        problem: format!("the edit would make it invalid ({}); nothing was written", e.message()),
-    })?;
+    };
     atomic::write(&path, edited.as_bytes(), atomic::Access::Shared)
         .map_err(|source| StoreError::Io { path: path.clone(), source })?;
     Ok(true)
+}
+
+/// `original` with `change` applied, keeping every other byte (comments and
+/// layout); `None` when `change` changes nothing. Refused when `original`
+/// is not TOML or the result would not be a valid configuration.
+pub fn edited(original: &str, change: impl FnOnce(&mut DocumentMut) -> bool) -> Result<Option<String>, String> {
+    let mut doc: DocumentMut = original.parse().map_err(|e: toml_edit::TomlError| e.message().to_string())?;
+    if !change(&mut doc) {
+        return Ok(None);
+    }
+    let edited = doc.to_string();
+    toml::from_str::<Config>(&edited)
+        .map_err(|e| format!("the edit would make it invalid ({}); nothing was written", e.message()))?;
+    Ok(Some(edited))
 }
 
 fn path_text(path: &Path) -> String {
@@ -43,17 +50,20 @@ fn path_text(path: &Path) -> String {
 /// whether it was added.
 pub fn add_project(home: &Path, dir: &Path) -> Result<bool, StoreError> {
     let wanted = path_text(dir);
-    edit(home, "projects add", |doc| {
-        let projects = doc.entry("projects").or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
-        let Some(projects) = projects.as_array_of_tables_mut() else { return false };
-        if projects.iter().any(|t| t.get("path").and_then(Item::as_str) == Some(wanted.as_str())) {
-            return false;
-        }
-        let mut entry = Table::new();
-        entry["path"] = value(wanted.clone());
-        projects.push(entry);
-        true
-    })
+    edit(home, "projects add", |doc| add_project_entry(doc, &wanted))
+}
+
+/// Adds a `[[projects]]` entry with `path` to `doc` unless one is there.
+pub fn add_project_entry(doc: &mut DocumentMut, path: &str) -> bool {
+    let projects = doc.entry("projects").or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
+    let Some(projects) = projects.as_array_of_tables_mut() else { return false };
+    if projects.iter().any(|t| t.get("path").and_then(Item::as_str) == Some(path)) {
+        return false;
+    }
+    let mut entry = Table::new();
+    entry["path"] = value(path);
+    projects.push(entry);
+    true
 }
 
 /// Removes the `[[projects]]` entry for `dir`; returns whether one was there.
@@ -64,7 +74,7 @@ pub fn remove_project(home: &Path, dir: &Path) -> Result<bool, StoreError> {
 
 /// Removes the entry of the array of tables `array` whose `field` is
 /// `wanted`; returns whether one was there.
-fn remove_entry(doc: &mut DocumentMut, array: &str, field: &str, wanted: &str) -> bool {
+pub fn remove_entry(doc: &mut DocumentMut, array: &str, field: &str, wanted: &str) -> bool {
     let Some(entries) = doc.get_mut(array).and_then(Item::as_array_of_tables_mut) else { return false };
     let Some(index) = entries.iter().position(|t| t.get(field).and_then(Item::as_str) == Some(wanted)) else {
         return false;
@@ -80,7 +90,7 @@ fn remove_entry(doc: &mut DocumentMut, array: &str, field: &str, wanted: &str) -
         }
         (Some(comments), None) => {
             let trailing = doc.trailing().as_str().unwrap_or_default().to_string();
-            doc.set_trailing(format!("{}{trailing}", comments.trim_start_matches('\n')));
+            doc.set_trailing(format!("{comments}{trailing}"));
         }
         (None, _) => {}
     }
@@ -92,25 +102,28 @@ fn remove_entry(doc: &mut DocumentMut, array: &str, field: &str, wanted: &str) -
 
 /// Adds a `[[machines]]` entry; refused (false) when one has that name.
 pub fn add_machine(home: &Path, name: &str, roles: &[Role], command: Option<&[String]>) -> Result<bool, StoreError> {
-    edit(home, "machines add", |doc| {
-        let machines = doc.entry("machines").or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
-        let Some(machines) = machines.as_array_of_tables_mut() else { return false };
-        if machines.iter().any(|t| t.get("name").and_then(Item::as_str) == Some(name)) {
-            return false;
-        }
-        let mut entry = Table::new();
-        entry["name"] = value(name);
-        let mut list = toml_edit::Array::new();
-        for role in roles {
-            list.push(format!("{role:?}").to_lowercase());
-        }
-        entry["roles"] = value(list);
-        if let Some(command) = command {
-            entry["command"] = value(command.iter().map(String::as_str).collect::<toml_edit::Array>());
-        }
-        machines.push(entry);
-        true
-    })
+    edit(home, "machines add", |doc| add_machine_entry(doc, name, roles, command))
+}
+
+/// Adds a `[[machines]]` entry to `doc`; false when one has that name.
+pub fn add_machine_entry(doc: &mut DocumentMut, name: &str, roles: &[Role], command: Option<&[String]>) -> bool {
+    let machines = doc.entry("machines").or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
+    let Some(machines) = machines.as_array_of_tables_mut() else { return false };
+    if machines.iter().any(|t| t.get("name").and_then(Item::as_str) == Some(name)) {
+        return false;
+    }
+    let mut entry = Table::new();
+    entry["name"] = value(name);
+    let mut list = toml_edit::Array::new();
+    for role in roles {
+        list.push(format!("{role:?}").to_lowercase());
+    }
+    entry["roles"] = value(list);
+    if let Some(command) = command {
+        entry["command"] = value(command.iter().map(String::as_str).collect::<toml_edit::Array>());
+    }
+    machines.push(entry);
+    true
 }
 
 /// Removes the `[[machines]]` entry `name`; returns whether one was there.

@@ -65,6 +65,10 @@ pub fn parse(kind: crate::keys::KeyKind, bytes: &[u8], encoding: Encoding) -> Re
         Encoding::Base64 => Zeroizing::new(STANDARD.decode(text()?).map_err(|_| "the file is not base64".to_string())?),
         Encoding::Hex => {
             let hex = text()?;
+            // from_str_radix alone would take a sign ("+a").
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err("the file is not hex".into());
+            }
             let digits: Option<Vec<u8>> =
                 (0..hex.len() / 2).map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()).collect();
             Zeroizing::new(digits.filter(|_| hex.len() % 2 == 0).ok_or("the file is not hex")?)

@@ -28,9 +28,9 @@ impl Output {
     pub fn tail(&self) -> String {
         let text = format!("{} {}", self.stdout.trim(), self.stderr.trim());
         let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let chars: Vec<char> = one_line.chars().filter(|c| !c.is_control()).collect();
+        let chars: Vec<char> = one_line.chars().collect();
         let start = chars.len().saturating_sub(200);
-        chars[start..].iter().collect()
+        crate::display::escaped(&chars[start..].iter().collect::<String>())
     }
 }
 

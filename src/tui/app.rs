@@ -26,10 +26,6 @@ use ratatui::crossterm::event::KeyEvent;
 pub const CLIPBOARD_SECONDS: u64 = 30;
 /// How long a shown key stays on screen.
 pub const SHOW_SECONDS: u64 = 60;
-/// The most characters the key field holds (a key is 62).
-const FIELD_LIMIT: usize = 4096;
-/// The most characters a reason or a user name holds.
-const LINE_LIMIT: usize = 500;
 
 /// The tabs, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +154,12 @@ pub enum InputPurpose {
     /// The reason for aborting.
     AbortReason,
 }
+
+/// The most bytes the key field holds, typed or pasted.
+pub const KEY_FIELD_MAX: usize = 4096;
+/// The most bytes a one-line field of a dialog holds (a reason, a
+/// fingerprint, a credential's user or secret), typed or pasted.
+pub const LINE_MAX: usize = 500;
 
 /// A dialog over the tabs.
 #[derive(Debug)]
@@ -320,7 +322,7 @@ impl App {
     /// The wizard on `home`; opens on the rotation if one is open.
     pub fn new(home: Home, clipboard: Box<dyn Clipboard>, options: Options) -> App {
         let pane =
-            |kind| KeyPane { kind, focus: KeyControl::Generate, field: LineEdit::new(FIELD_LIMIT), status: None };
+            |kind| KeyPane { kind, focus: KeyControl::Generate, field: LineEdit::new(KEY_FIELD_MAX), status: None };
         let mut app = App {
             home,
             tab: Tab::Encryption,
@@ -666,7 +668,7 @@ impl App {
                     // break): the same normalisation as the CLI's, so the
                     // field holds the key as one line; the parser checks the
                     // rest. Control characters never reach the field.
-                    pane.field.set(&crate::keys::compact_pasted(&text));
+                    pane.field.set(&crate::keys::unwrapped(&text));
                     pane.focus = KeyControl::Field;
                 }
                 self.status = "Key pasted. Press Import (Tab, Enter) when ready.".into();
@@ -1099,7 +1101,7 @@ impl App {
                         if let Some(step) = self.current_step_id() {
                             self.dialog = Some(Dialog::Input {
                                 purpose: InputPurpose::SkipReason { step },
-                                value: LineEdit::new(LINE_LIMIT),
+                                value: LineEdit::new(LINE_MAX),
                                 error: None,
                             });
                         }
@@ -1108,7 +1110,7 @@ impl App {
                     RotationControl::Abort => {
                         self.dialog = Some(Dialog::Input {
                             purpose: InputPurpose::AbortReason,
-                            value: LineEdit::new(LINE_LIMIT),
+                            value: LineEdit::new(LINE_MAX),
                             error: None,
                         });
                     }
@@ -1127,14 +1129,14 @@ impl App {
         self.dialog = match step.action {
             StepAction::Credential(name) => Some(Dialog::Credential {
                 name,
-                user: LineEdit::new(LINE_LIMIT),
-                secret: LineEdit::new(LINE_LIMIT),
+                user: LineEdit::new(LINE_MAX),
+                secret: LineEdit::new(LINE_MAX),
                 on_secret: false,
                 error: None,
             }),
             StepAction::Machine(_) => Some(Dialog::Input {
                 purpose: InputPurpose::Fingerprint { step: step.id },
-                value: LineEdit::new(LINE_LIMIT),
+                value: LineEdit::new(LINE_MAX),
                 error: None,
             }),
             _ => None,

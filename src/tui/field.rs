@@ -23,7 +23,7 @@ impl std::fmt::Debug for LineEdit {
 }
 
 impl LineEdit {
-    /// An empty field that holds at most `limit` characters.
+    /// An empty field that holds at most `limit` bytes.
     pub fn new(limit: usize) -> LineEdit {
         LineEdit { text: Zeroizing::new(String::new()), cursor: 0, limit }
     }
@@ -46,8 +46,8 @@ impl LineEdit {
     /// Replaces the text; the cursor goes to the end.
     pub fn set(&mut self, text: &str) {
         self.text.clear();
-        self.text.extend(text.chars().filter(|c| !c.is_control()).take(self.limit));
-        self.cursor = self.len();
+        self.cursor = 0;
+        self.insert(text);
     }
 
     /// Empties it.
@@ -68,7 +68,7 @@ impl LineEdit {
     /// drawn on the terminal).
     pub fn insert(&mut self, text: &str) {
         for c in text.chars().filter(|c| !c.is_control()) {
-            if self.len() >= self.limit {
+            if self.text.len() + c.len_utf8() > self.limit {
                 break;
             }
             let at = self.byte(self.cursor);
@@ -191,9 +191,12 @@ mod tests {
 
     #[test]
     fn the_limit_and_control_characters_hold() {
-        let mut f = LineEdit::new(3);
+        // The limit is in bytes: é takes two.
+        let mut f = LineEdit::new(4);
         f.insert("ab\x1b[c\u{e9}");
-        assert_eq!(f.text(), "ab[");
+        assert_eq!(f.text(), "ab[c");
+        f.set("ab\u{e9}y");
+        assert_eq!(f.text(), "ab\u{e9}");
         f.set("x\u{e9}y");
         f.edit(&Action::Left);
         f.edit(&Action::Left);

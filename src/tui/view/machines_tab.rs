@@ -94,7 +94,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
             app.rotation.as_ref().and_then(|r| r.steps.iter().find(|s| s.id == format!("machine-{name}")))
             && let Some(e) = step.state.evidence()
         {
-            about.push(Line::raw(format!(" Rollout: {e}")));
+            about.push(Line::raw(format!(" Rollout: {}", crate::display::escape(e))));
         }
     }
     if about.is_empty() {

@@ -94,7 +94,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
                 StepState::Failed { .. } => "Failed",
                 _ => "Seen",
             };
-            text.push(Line::styled(format!("{label}: {evidence}"), theme.title()));
+            text.push(Line::styled(format!("{label}: {}", crate::display::escape(evidence)), theme.title()));
         }
         if current.as_deref() == Some(step.id.as_str()) && rotation.is_open() {
             text.push(Line::raw(what_to_press(step)));
