@@ -4,6 +4,7 @@
 mod copy;
 mod credentials;
 mod fleet;
+mod help;
 mod input;
 mod keys;
 mod projects;
@@ -126,6 +127,13 @@ enum Command {
     /// The roster of other machines and the fleet's status.
     #[command(subcommand)]
     Machines(MachinesCommand),
+    /// Print the shell completion script for bash, zsh, fish or powershell.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), made from the same definitions as --help.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -384,7 +392,10 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::from(exit::USAGE);
     }
-    let cli = match Cli::try_parse_from(&args) {
+    let cli = match help::command().try_get_matches_from(&args).and_then(|m| {
+        use clap::FromArgMatches as _;
+        Cli::from_arg_matches(&m)
+    }) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
@@ -459,6 +470,18 @@ fn run(cli: Cli) -> eyre::Result<()> {
     };
     match command {
         Command::Demo => demo(cli.ascii),
+        // Made in memory, then written: clap_complete panics on a write
+        // error (a closed pipe), keyturn says it.
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut help::command(), "keyturn", &mut script);
+            Ok(std::io::stdout().write_all(&script).wrap_err("the completion script could not be written")?)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(help::command()).render(&mut page)?;
+            Ok(std::io::stdout().write_all(&page).wrap_err("the man page could not be written")?)
+        }
         Command::DemoStandin { watch } => {
             #[cfg(unix)]
             keyturn::demo::standin(watch);
