@@ -241,6 +241,12 @@ fn upgrade(facts: &Facts, variant: Variant) -> Draft {
     .skip_unless(!facts.projects.is_empty(), "no project is registered here (keyturn projects add DIR)")
 }
 
+/// The id of the step in which roster machine `name` takes the key: the one
+/// place it is spelled (find the step with `Rotation::machine_step`).
+pub fn machine_step_id(name: &str) -> String {
+    format!("machine-{name}")
+}
+
 /// A roster machine that only holds the project (seed step 12's "separate
 /// machine").
 fn separate_project_machine(roles: &[Role]) -> bool {
@@ -271,7 +277,7 @@ fn machines(facts: &Facts, kind: KeyKind, variant: Variant) -> Result<Vec<Draft>
                 KeyKind::Communication => vec![12],
             };
             step(
-                &format!("machine-{name}"),
+                &machine_step_id(name),
                 StepKind::PerMachine,
                 Action::Machine(name.clone()),
                 &seeds,

@@ -262,6 +262,9 @@ pub struct App {
     pub clipboard_clear: Option<(Instant, Zeroizing<String>)>,
     /// Set when the wizard should end.
     pub quit: bool,
+    /// What the import that started the running rotation said, to stay in
+    /// front of what its first run finds.
+    pub import_lead: Option<&'static str>,
     /// Ctrl-C ended it (the exit status is then 130).
     pub interrupted: bool,
     /// The next draw repaints the whole screen (Ctrl-L).
@@ -289,7 +292,8 @@ fn push_machine(home: Home, name: &str) -> Result<Rotation, String> {
     let key = (rotation.variant != crate::rotation::Variant::Reset).then(|| store.active_key(rotation.kind));
     let answer = fleet::push(&machine, rotation.kind, key.as_ref(), &SystemCommands, fleet::JOIN_TIMEOUT);
     let change = fleet::machine_change(name, rotation.kind, rotation.new_fingerprint, &answer);
-    persist::commit(&home.dir, None, Event::step(&format!("machine-{name}"), change)).map_err(|e| e.to_string())
+    let step = rotation.machine_step(name).ok_or("no step for this machine in the rotation")?.id.clone();
+    persist::commit(&home.dir, None, Event::step(&step, change)).map_err(|e| e.to_string())
 }
 
 /// Pasted text as one line of a dialog: its lines joined by spaces.
@@ -340,6 +344,7 @@ impl App {
             work: None,
             clipboard_clear: None,
             quit: false,
+            import_lead: None,
             interrupted: false,
             repaint: false,
             detail_scroll: 0,
@@ -926,12 +931,14 @@ impl App {
                 self.reload();
                 self.tab = Tab::Rotation;
                 self.rotation_focus = RotationControl::Run;
-                self.status =
-                    if kind == KeyKind::Communication && self.panes[1].status.as_ref().is_some_and(|s| !s.custom) {
-                        "Key reset to the default. The rotation continues: Run checks the next steps.".into()
-                    } else {
-                        "Key imported successfully. The rotation continues: Run checks the next steps.".into()
-                    };
+                let lead = if kind == KeyKind::Communication && self.panes[1].status.as_ref().is_some_and(|s| !s.custom)
+                {
+                    "Key reset to the default."
+                } else {
+                    "Key imported successfully."
+                };
+                self.status = format!("{lead} The rotation continues: Run checks the next steps.");
+                self.import_lead = Some(lead);
                 self.run_rotation();
             }
             Err(e) => self.status = format!("Not imported: {e}"),
@@ -1047,12 +1054,8 @@ impl App {
     }
 
     fn finish_run(&mut self, result: Result<Rotation, String>) {
-        // The import's own message stays in front of what the run found.
-        let lead = ["Key imported successfully.", "Key reset to the default."]
-            .into_iter()
-            .find(|m| self.status.starts_with(m))
-            .map(|m| format!("{m} "))
-            .unwrap_or_default();
+        // The import's own message stays in front of what its run found.
+        let lead = self.import_lead.take().map(|m| format!("{m} ")).unwrap_or_default();
         match result {
             Ok(rotation) => {
                 self.status = lead
