@@ -29,10 +29,13 @@ runs="${FUZZ_RUNS:-10000000}"
 from="${FUZZ_FROM:-corpus}"
 sanitizer="${FUZZ_SANITIZER:-none}"
 toolchain=()
+build=()
 if [ "$sanitizer" = none ]; then
   export RUSTC_BOOTSTRAP=1
 else
+  # Its own build folder, so the two builds do not undo each other.
   toolchain=(+nightly)
+  build=(--target-dir "fuzz/target/$sanitizer")
 fi
 dict_for() {
   case "$1" in
@@ -57,7 +60,7 @@ for t in "${targets[@]}"; do
   if [ -n "$dict" ]; then args+=(-dict="$dict"); fi
   log="$scratch/$t.log"
   result=ok
-  cargo "${toolchain[@]}" fuzz run --sanitizer "$sanitizer" "$t" "$corpus" -- "${args[@]}" >"$log" 2>&1 || result=CRASH
+  cargo "${toolchain[@]}" fuzz run "${build[@]}" --sanitizer "$sanitizer" "$t" "$corpus" -- "${args[@]}" >"$log" 2>&1 || result=CRASH
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
   done_line="$(grep -E '^#[0-9]+ +DONE' "$log" | tail -1 || true)"
   [ -n "$done_line" ] || done_line="$(grep -E '^#[0-9]+ ' "$log" | tail -1 || true)"

@@ -11,7 +11,7 @@ mod projects;
 mod rotation;
 mod tokens;
 
-use std::io::Write as _;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,6 +19,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use color_eyre::eyre::{self, WrapErr};
 use keyturn::keys::KeyKind;
 use keyturn::rotation::Setup;
+use keyturn::rotation::persist::PersistError;
+use keyturn::rotation::run::RunError;
 use keyturn::store::config::{Encoding, Role};
 use keyturn::store::credentials::CredentialName;
 use keyturn::store::home::{Home, HomeInputs};
@@ -246,6 +248,9 @@ enum RotationCommand {
         /// Communication only: back to the default key.
         #[arg(long)]
         reset: bool,
+        /// Back to the previous key, from the keyring (after a finished or aborted rotation).
+        #[arg(long, conflicts_with_all = ["generate", "file", "reset"])]
+        rollback: bool,
     },
     /// Where the rotation stands.
     Status {
@@ -408,9 +413,19 @@ pub fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head -c1`): it has what it wanted.
+        Err(report) if broken_pipe(&report) => ExitCode::SUCCESS,
         Err(report) => {
-            let message: Vec<String> = report.chain().map(ToString::to_string).collect();
-            // Never a panic for a terminal that went away.
+            // A cause whose text its parent already ends with (an I/O error
+            // the message quotes) is said once.
+            let mut message: Vec<String> = Vec::new();
+            for cause in report.chain().map(ToString::to_string) {
+                if !message.last().is_some_and(|parent| parent.ends_with(&cause)) {
+                    message.push(cause);
+                }
+            }
+            // Standard error may fail too (2>/dev/full, a terminal that went
+            // away): never a panic; then exit 1 says it.
             let _ = writeln!(std::io::stderr(), "keyturn: error: {}", message.join(": "));
             ExitCode::from(exit_code(&report))
         }
@@ -438,6 +453,39 @@ fn withhold_secret_looking(message: &str, args: &[std::ffi::OsString]) -> String
     message
 }
 
+fn persist_store(e: &PersistError) -> Option<&StoreError> {
+    match e {
+        PersistError::Store(e) => Some(e),
+        _ => None,
+    }
+}
+
+fn broken_pipe(report: &eyre::Report) -> bool {
+    report
+        .chain()
+        .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// A message on standard error that cannot be written (`2>/dev/full`, a
+/// closed terminal) ends the command with exit 1, never a panic report:
+/// `eprintln!` panics on such an error, so its panic is told apart here.
+pub fn quiet_output_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") {
+            let broken = message.contains("Broken pipe") || message.contains("os error 32");
+            std::process::exit(if broken { 0 } else { i32::from(exit::FAILED) });
+        }
+        previous(info);
+    }));
+}
+
 fn exit_code(report: &eyre::Report) -> u8 {
     for cause in report.chain() {
         if cause.downcast_ref::<Usage>().is_some() {
@@ -449,7 +497,17 @@ fn exit_code(report: &eyre::Report) -> u8 {
         if cause.downcast_ref::<Interrupted>().is_some() {
             return exit::INTERRUPTED;
         }
-        if let Some(StoreError::Busy { .. }) = cause.downcast_ref::<StoreError>() {
+        let store_error = cause
+            .downcast_ref::<StoreError>()
+            .or_else(|| cause.downcast_ref::<keyturn::store::UpgradeError>().and_then(|e| e.store()))
+            .or_else(|| cause.downcast_ref::<keyturn::store::PurgeError>().and_then(|e| e.store()))
+            .or_else(|| cause.downcast_ref::<PersistError>().and_then(persist_store))
+            .or_else(|| match cause.downcast_ref::<RunError>() {
+                Some(RunError::Store(e)) => Some(e),
+                Some(RunError::Persist(e)) => persist_store(e),
+                _ => None,
+            });
+        if let Some(StoreError::Busy { .. }) = store_error {
             return exit::BUSY;
         }
     }
@@ -501,7 +559,7 @@ fn run(cli: Cli) -> eyre::Result<()> {
         Command::Reset { kind } => keys::reset(&mut open()?, kind.into()),
         Command::Encrypt { raw } => tokens::encrypt(&open()?, raw),
         Command::Decrypt => tokens::decrypt(&open()?),
-        Command::Upgrade { paths, dry_run, json } => projects::upgrade(&open()?, &paths, dry_run, json),
+        Command::Upgrade { paths, dry_run, json } => projects::upgrade(&mut open()?, &paths, dry_run, json),
         Command::Projects(ProjectsCommand::Add { path }) => projects::add(&open()?, &path),
         Command::Projects(ProjectsCommand::Remove { path }) => projects::remove(&open()?, &path),
         Command::Projects(ProjectsCommand::List) => projects::list(&open()?),
@@ -510,6 +568,17 @@ fn run(cli: Cli) -> eyre::Result<()> {
             credentials::set(&mut open()?, name.into(), user)
         }
         Command::Credentials(CredentialsCommand::List { json }) => credentials::list(&open()?, json),
+        Command::Rotation(RotationCommand::Join { kind, reset, json: true, wait }) => {
+            // The first machine reads this output: a failure is a report too.
+            let result = open().and_then(|mut store| {
+                rotation_command(&mut store, RotationCommand::Join { kind, reset, json: true, wait })
+            });
+            if let Err(report) = &result {
+                let home = Home::resolve(&HomeInputs::from_process(cli.home.clone())).ok();
+                fleet::print_join_failure(home.as_ref(), kind.into(), report);
+            }
+            result
+        }
         Command::Rotation(command) => rotation_command(&mut open()?, command),
         Command::Config(ConfigCommand::Check) => rotation::config_check(&open()?),
         Command::Machines(MachinesCommand::List) => fleet::list(&open()?),
@@ -582,8 +651,10 @@ fn demo(ascii: bool) -> eyre::Result<()> {
 fn rotation_command(store: &mut Store, command: RotationCommand) -> eyre::Result<()> {
     match command {
         RotationCommand::Plan { kind, setup, reset } => rotation::plan(store, kind.into(), setup.into(), reset),
-        RotationCommand::Start { kind, setup, generate, file, reset } => {
-            let source = if reset {
+        RotationCommand::Start { kind, setup, generate, file, reset, rollback } => {
+            let source = if rollback {
+                rotation::KeySource::Rollback
+            } else if reset {
                 rotation::KeySource::Reset
             } else if generate {
                 rotation::KeySource::Generate

@@ -203,8 +203,12 @@ fn standins(root: &Path, keyturn: &Path) -> io::Result<String> {
         for script in [&start, &restart, &check] {
             fs::set_permissions(script, fs::Permissions::from_mode(0o755))?;
         }
+        // By the executable's path: two demos at once never watch each
+        // other's stand-ins.
+        let exe = fs::canonicalize(root.join("bin").join(name))?;
         config.push_str(&format!(
-            "[components.{id}]\nprocess = \"{name}\"\nrestart = [{restart}]\nstart = [{start}]\ncheck = [{check}]\n\n",
+            "[components.{id}]\nprocess = {exe}\nrestart = [{restart}]\nstart = [{start}]\ncheck = [{check}]\n\n",
+            exe = toml::Value::String(exe.display().to_string()),
             restart = toml::Value::String(restart.display().to_string()),
             start = toml::Value::String(start.display().to_string()),
             check = toml::Value::String(check.display().to_string()),

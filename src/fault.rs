@@ -19,3 +19,22 @@ pub fn point(_label: &str) {
         }
     }
 }
+
+/// Debug builds only: `KEYTURN_TEST_HOLD_AT=LABEL:MS` (several separated by
+/// `,`) pauses the process for MS milliseconds each time it reaches the hold
+/// point LABEL, so a race test can run another keyturn in a chosen window
+/// (an upgrade between its scan and its writes). Not a crash point: it does
+/// not count in `KEYTURN_CRASH_AT`.
+pub fn hold(_label: &str) {
+    #[cfg(debug_assertions)]
+    if let Ok(spec) = std::env::var("KEYTURN_TEST_HOLD_AT") {
+        for item in spec.split(',') {
+            if let Some((label, ms)) = item.rsplit_once(':')
+                && label == _label
+                && let Ok(ms) = ms.parse()
+            {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+        }
+    }
+}

@@ -106,12 +106,11 @@ fn joined(id: &str, title: &str, change: &Change) -> JoinStep {
 /// project version, then upgrade what is still under a retired key (tokens
 /// the first machine pushed are left as they are); restart the configured
 /// components with evidence. Run again, it changes nothing.
-pub fn join(store: &mut Store, kind: KeyKind, key: Option<Key>, edge: &Edge<'_>) -> Result<JoinReport, RunError> {
+pub fn join(store: &mut Store, kind: KeyKind, key: Option<Key>, edge: &Edge) -> Result<JoinReport, RunError> {
     let old = store.active_key(kind);
     let new_fp = key.as_ref().map_or_else(|| Key::default_for(kind).fingerprint(), Key::fingerprint);
     let (variant, plan) = runner::plan(store, kind, Setup::Single, key.is_none())?;
-    let before =
-        store.config().components.all().iter().map(|(id, _, c)| (id.to_string(), runner::running(c, edge))).collect();
+    let before = runner::before(store, edge);
     let change = match key {
         Some(key) => store.import(key)?,
         None => store.reset_communication()?,
@@ -135,6 +134,7 @@ pub fn join(store: &mut Store, kind: KeyKind, key: Option<Key>, edge: &Edge<'_>)
         variant,
         old_fingerprint: if change.changed { old.fingerprint() } else { change.old },
         new_fingerprint: new_fp,
+        rollback: false,
         started: Timestamp::now(),
         operator: crate::system::operator(),
         machine: crate::system::machine(),
@@ -190,19 +190,15 @@ pub fn join(store: &mut Store, kind: KeyKind, key: Option<Key>, edge: &Edge<'_>)
 }
 
 /// `git pull --ff-only` in each clean Git project; others need a person.
-fn get_latest(store: &Store, edge: &Edge<'_>) -> Change {
+fn get_latest(store: &Store, edge: &Edge) -> Change {
     let facts = runner::facts(store);
     if facts.projects.is_empty() {
         return Change::Skip("no project is registered here".into());
     }
     let mut problems = Vec::new();
     for dir in &facts.git_projects {
-        let argv: Vec<String> =
-            ["git", "-C", &dir.display().to_string(), "pull", "--ff-only", "--quiet"].map(String::from).to_vec();
-        match edge.commands.run(&argv, &[("GIT_TERMINAL_PROMPT", "0")], edge.command_timeout) {
-            Ok(out) if out.success() => {}
-            Ok(out) => problems.push(format!("{}: git pull failed: {}", dir.display(), out.tail())),
-            Err(e) => problems.push(format!("{}: git could not run: {e}", dir.display())),
+        if let Err(e) = edge.git.pull(dir) {
+            problems.push(format!("{}: {e}", dir.display()));
         }
     }
     let manual = facts.projects.len() - facts.git_projects.len();
@@ -221,10 +217,10 @@ fn upgrade(store: &Store) -> Change {
     if roots.is_empty() {
         return Change::Skip("no project is registered here".into());
     }
-    let result = store
-        .lock("join upgrade")
-        .map_err(|e| e.to_string())
-        .and_then(|_lock| project::upgrade(&roots, &store.keyring(), false, &mut |_| {}).map_err(|e| e.to_string()));
+    let result = store.lock("join upgrade").map_err(|e| e.to_string()).and_then(|_lock| {
+        let ring = store.keyring_now().map_err(|e| e.to_string())?;
+        project::upgrade(&roots, &ring, false, &mut |_| {}).map_err(|e| e.to_string())
+    });
     match result {
         Err(e) => Change::Fail(format!("the upgrade stopped: {e}")),
         Ok(reports) => {
@@ -236,6 +232,14 @@ fn upgrade(store: &Store) -> Change {
                     r.unreadable
                         .iter()
                         .map(move |u| format!("{}:{}", crate::display::path(&r.project.join(&u.file)), u.line))
+                        .chain(r.skipped.iter().map(move |f| {
+                            format!(
+                                "{} (skipped: {}, {} tokens)",
+                                crate::display::path(&r.project.join(&f.file)),
+                                f.reason,
+                                f.tokens
+                            )
+                        }))
                 })
                 .collect();
             let summary = format!("{upgraded} tokens re-encrypted, {current} already current");

@@ -263,7 +263,7 @@ fn decode_body(body: &str) -> Result<Zeroizing<Vec<u8>>, KeyTextError> {
         Ok(raw) => Zeroizing::new(raw),
         Err(base64::DecodeError::InvalidLastSymbol(..)) => return Err(KeyTextError::TrailingBits),
         Err(base64::DecodeError::InvalidLength(_)) => {
-            return Err(KeyTextError::WrongLength { bytes: body.len() * 3 / 4 });
+            return Err(KeyTextError::BodyLength { chars: body.chars().count() });
         }
         Err(_) => return Err(KeyTextError::NotAKey { looks_like: "text that is not valid base64" }),
     };
@@ -318,6 +318,10 @@ pub enum KeyTextError {
     TrailingBits,
     #[error("{}", wrong_length_message(*bytes))]
     WrongLength { bytes: usize },
+    /// A body no whole number of bytes can have: counted in characters,
+    /// as the operator sees it.
+    #[error("{}", body_length_message(*chars))]
+    BodyLength { chars: usize },
     #[error("the key's checksum does not match: a character was mistyped or changed; copy the key again")]
     ChecksumMismatch,
     #[error("the key is all one repeated byte, which no generator makes; generate a real key")]
@@ -330,6 +334,15 @@ fn article(kind: KeyKind) -> &'static str {
     match kind {
         KeyKind::Encryption => "an",
         KeyKind::Communication => "a",
+    }
+}
+
+fn body_length_message(chars: usize) -> String {
+    let want = (KEY_LEN + CHECKSUM_LEN).div_ceil(3) * 4;
+    if chars < want {
+        format!("the key is truncated: its body has {chars} characters, a key has {want}; copy the whole line again")
+    } else {
+        format!("the key is too long: its body has {chars} characters, a key has {want}; paste one key only")
     }
 }
 
@@ -530,6 +543,13 @@ mod tests {
         );
         assert!(matches!(parse(&text[..text.len() - 4]), KeyTextError::WrongLength { bytes: 33 }));
         assert!(matches!(parse(&format!("{text}AAAA")), KeyTextError::WrongLength { bytes: 39 }));
+        // One character too many: said in characters, never "36 bytes, a key has 36".
+        let one_more = parse(&format!("{text}A"));
+        assert_eq!(one_more, KeyTextError::BodyLength { chars: 49 });
+        assert_eq!(
+            one_more.to_string(),
+            "the key is too long: its body has 49 characters, a key has 48; paste one key only"
+        );
         assert_eq!(parse(&format!("{text}==")), KeyTextError::StrayPadding);
         assert_eq!(parse(&text.replace('/', "_")), KeyTextError::MixedAlphabet);
         assert_eq!(parse(&format!("kt1:enc:{}/", &body[..46])), KeyTextError::TrailingBits);

@@ -7,5 +7,6 @@ fn main() -> std::process::ExitCode {
     // color-eyre's panic hook prints a readable report; nothing secret can
     // reach it because secret types have no Display and a redacted Debug.
     let _ = color_eyre::install();
+    cli::quiet_output_panics();
     cli::main()
 }

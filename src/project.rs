@@ -9,49 +9,30 @@
 //! it was or upgraded, both readable through the keyring, so a rerun finishes
 //! the job, and a run after a complete one writes nothing.
 
-use std::fs;
+pub mod files;
+pub mod text;
+
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
+use crate::fault;
 use crate::store::atomic;
 use crate::token::{self, Keyring, ParsedToken, TokenError};
+use files::{FileId, Outcome, Refused};
+pub use text::{Encoding, find_tokens, find_tokens_with_lines};
 
-/// Files larger than this are not scanned (they are not the XML, CSV and
-/// JSON files tokens live in).
+/// Files larger than this are not read as text (they are not the XML, CSV
+/// and JSON files tokens live in); they are still searched for tokens.
 pub const MAX_FILE: u64 = 32 * 1024 * 1024;
-/// A file with a NUL byte in its first this many bytes is binary.
+/// A file with a NUL byte in its first this many bytes is binary (unless it
+/// starts with a UTF-16 byte-order mark).
 const BINARY_PROBE: usize = 8 * 1024;
 /// Version-control folders, never scanned.
 const SKIPPED_DIRS: [&str; 3] = [".git", ".svn", ".hg"];
-
-/// Where each token candidate is in `text`: every run starting `ktsec:`, up
-/// to the first byte outside the token alphabet. No boundary is required
-/// before it (`user:TOKEN@host`, `x=TOKEN`): a missed token would be a lost
-/// value after a purge, a look-alike is only reported.
-pub fn find_tokens(text: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
-    memchr::memmem::find_iter(text, token::PREFIX.as_bytes()).map(move |start| {
-        let len = text[start..].iter().take_while(|b| is_token_byte(**b)).count();
-        start..start + len
-    })
-}
-
-/// [`find_tokens`] with the line (from 1) each candidate starts on.
-pub fn find_tokens_with_lines(text: &[u8]) -> impl Iterator<Item = (Range<usize>, usize)> + '_ {
-    let (mut line, mut counted_to) = (1, 0);
-    find_tokens(text).map(move |range| {
-        line += memchr::memchr_iter(b'\n', &text[counted_to..range.start]).count();
-        counted_to = range.start;
-        (range, line)
-    })
-}
-
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b':'
-}
 
 /// A token that could not be opened: a password step to re-record or a
 /// connection string to re-enter.
@@ -68,6 +49,49 @@ pub struct Unreadable {
 
 fn display<S: serde::Serializer, T: std::fmt::Display>(value: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(value)
+}
+
+/// Why a file was not read or not rewritten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SkipReason {
+    /// A NUL byte and no UTF-16 byte-order mark.
+    Binary,
+    /// Larger than [`MAX_FILE`].
+    TooLarge,
+    /// A symbolic link (or a Windows reparse point): never followed.
+    Link,
+    /// A device, pipe or socket.
+    NotRegular,
+    /// Replaced by a link or another file while the upgrade ran.
+    Swapped,
+    /// Changed by another program while the upgrade ran.
+    Changed,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SkipReason::Binary => "binary: it has a NUL byte and no UTF-16 byte-order mark",
+            SkipReason::TooLarge => "larger than 32 MiB",
+            SkipReason::Link => "a link, never followed",
+            SkipReason::NotRegular => "not a regular file",
+            SkipReason::Swapped => "replaced by a link or another file while the upgrade ran; run it again",
+            SkipReason::Changed => "changed by another program while the upgrade ran; run it again",
+        })
+    }
+}
+
+/// A file the upgrade did not read or did not rewrite, which holds tokens
+/// (or may: one swapped or changed meanwhile).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SkippedFile {
+    /// The file, relative to the project.
+    pub file: PathBuf,
+    /// Why it was skipped.
+    pub reason: SkipReason,
+    /// How many token prefixes it holds (UTF-8 or UTF-16).
+    pub tokens: usize,
 }
 
 /// What an upgrade found and did in one project.
@@ -89,6 +113,20 @@ pub struct ProjectReport {
     pub files_rewritten: usize,
     /// Tokens that cannot be opened, each with its place and reason.
     pub unreadable: Vec<Unreadable>,
+    /// Skipped files that hold tokens, and files swapped or changed while
+    /// the upgrade ran: work that remains.
+    pub skipped: Vec<SkippedFile>,
+    /// Rewritten files that had other hard links: those other names keep
+    /// the old content (a rewrite replaces the file, not the link).
+    pub hard_links_broken: Vec<PathBuf>,
+}
+
+impl ProjectReport {
+    /// Whether work remains for a person: tokens that cannot be opened, or
+    /// skipped files that hold tokens.
+    pub fn unfinished(&self) -> bool {
+        !self.unreadable.is_empty() || !self.skipped.is_empty()
+    }
 }
 
 /// Progress of a long upgrade, for a progress bar.
@@ -117,56 +155,122 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProjectError + '_ {
     move |source| ProjectError::Io { path: path.to_path_buf(), source }
 }
 
-/// The text files of a project, and how many files were skipped.
-pub fn text_files(root: &Path) -> Result<(Vec<PathBuf>, usize), ProjectError> {
+/// A file found by the walk: where, and what it and its directory were.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The file.
+    pub path: PathBuf,
+    id: FileId,
+    dir_id: FileId,
+}
+
+/// A project's files: the regular files to read, and the others.
+struct Walk {
+    /// The directory walked (the project, with links in its path resolved).
+    root: PathBuf,
+    entries: Vec<Entry>,
+    /// Links and special files: never opened.
+    others: Vec<(PathBuf, SkipReason)>,
+}
+
+/// Lists a project's files without following a link.
+fn walk(root: &Path) -> Result<Walk, ProjectError> {
     if !root.is_dir() {
         return Err(ProjectError::NotADirectory { path: root.to_path_buf() });
     }
-    let mut files = Vec::new();
-    let mut skipped = 0;
-    let walk = walkdir::WalkDir::new(root)
+    // The project's own path may lead through links (a registered path);
+    // inside it, nothing is followed.
+    let real = dunce::canonicalize(root).map_err(io(root))?;
+    let mut dirs: HashMap<PathBuf, FileId> = HashMap::new();
+    let mut walk = Walk { root: real.clone(), entries: Vec::new(), others: Vec::new() };
+    let entries = walkdir::WalkDir::new(&real)
         .follow_links(false)
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| !(e.file_type().is_dir() && SKIPPED_DIRS.iter().any(|d| e.file_name() == *d)));
-    for entry in walk {
+    for entry in entries {
         let entry = entry.map_err(|e| {
             let path = e.path().unwrap_or(root).to_path_buf();
             ProjectError::Io { path, source: e.into() }
         })?;
         let kind = entry.file_type();
+        let meta =
+            || entry.metadata().map_err(|e| ProjectError::Io { path: entry.path().to_path_buf(), source: e.into() });
         if kind.is_dir() {
+            dirs.insert(entry.path().to_path_buf(), FileId::of(&meta()?));
             continue;
         }
-        // Links are never followed: one may lead out of the project. A
-        // writer's temporary file, left by a kill, is not part of it.
-        if !kind.is_file() || atomic::is_temporary(entry.file_name()) {
-            skipped += 1;
+        // A writer's temporary file, left by a kill, is not part of it.
+        if atomic::is_temporary(entry.file_name()) && kind.is_file() {
             continue;
         }
-        let len = entry
-            .metadata()
-            .map_err(|e| ProjectError::Io { path: entry.path().to_path_buf(), source: e.into() })?
-            .len();
-        if len > MAX_FILE {
-            skipped += 1;
+        if kind.is_symlink() {
+            walk.others.push((entry.into_path(), SkipReason::Link));
             continue;
         }
-        files.push(entry.into_path());
+        if !kind.is_file() {
+            walk.others.push((entry.into_path(), SkipReason::NotRegular));
+            continue;
+        }
+        // A file moved away since it was listed is not part of the project.
+        let id = match entry.metadata() {
+            Ok(meta) => FileId::of(&meta),
+            Err(e) if e.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) => continue,
+            Err(e) => return Err(ProjectError::Io { path: entry.path().to_path_buf(), source: e.into() }),
+        };
+        let Some(dir_id) = entry.path().parent().and_then(|d| dirs.get(d)).copied() else { continue };
+        walk.entries.push(Entry { path: entry.into_path(), id, dir_id });
     }
-    Ok((files, skipped))
+    Ok(walk)
 }
 
-/// Reads a text file, `None` when it is binary or has grown too large.
-fn read_text(path: &Path) -> Result<Option<Vec<u8>>, ProjectError> {
-    let file = fs::File::open(path).map_err(io(path))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1).read_to_end(&mut bytes).map_err(io(path))?;
-    let probe = &bytes[..bytes.len().min(BINARY_PROBE)];
-    if bytes.len() as u64 > MAX_FILE || memchr::memchr(0, probe).is_some() {
-        return Ok(None);
+/// What one look at a file found.
+enum Look {
+    /// Text, with its encoding, as read.
+    Text(Box<files::Opened>, Encoding),
+    /// Not read as text: why, and the token texts found in it anyway.
+    Skipped(SkipReason, Vec<String>),
+}
+
+/// Opens a file the walk found (never through a link) and tells text from
+/// the rest; tokens in the rest are still found.
+fn look(entry: &Entry) -> Result<Look, ProjectError> {
+    let path = &entry.path;
+    let (file, opened) = match files::open(path, &entry.id, &entry.dir_id, MAX_FILE).map_err(io(path))? {
+        Outcome::Done(done) => done,
+        Outcome::Refused(_) => return Ok(Look::Skipped(SkipReason::Swapped, Vec::new())),
+    };
+    if opened.bytes.len() as u64 > MAX_FILE {
+        let count = count_rest(file, &opened.bytes).map_err(io(path))?;
+        return Ok(Look::Skipped(SkipReason::TooLarge, vec![String::new(); count]));
     }
-    Ok(Some(bytes))
+    let encoding = Encoding::sniff(&opened.bytes);
+    let probe = &opened.bytes[..opened.bytes.len().min(BINARY_PROBE)];
+    if encoding == Encoding::Utf8 && memchr::memchr(0, probe).is_some() {
+        return Ok(Look::Skipped(SkipReason::Binary, text::tokens_in_binary(&opened.bytes)));
+    }
+    Ok(Look::Text(Box::new(opened), encoding))
+}
+
+/// Counts the token prefixes in a large file, `start` then the rest of
+/// `file`, a chunk at a time.
+fn count_rest(mut file: std::fs::File, start: &[u8]) -> std::io::Result<usize> {
+    const CHUNK: usize = 1 << 20;
+    let keep = text::PREFIX_BYTES - 1;
+    let mut count = text::count_prefixes(start);
+    let mut buffer = start[start.len().saturating_sub(keep)..].to_vec();
+    loop {
+        let carried = buffer.len();
+        buffer.resize(carried + CHUNK, 0);
+        let n = file.read(&mut buffer[carried..])?;
+        buffer.truncate(carried + n);
+        if n == 0 {
+            return Ok(count);
+        }
+        // Only prefixes that end in the new bytes: the carried ones counted.
+        count += text::count_prefixes(&buffer) - text::count_prefixes(&buffer[..carried]);
+        buffer.drain(..buffer.len().saturating_sub(keep));
+    }
 }
 
 enum Verdict {
@@ -175,85 +279,162 @@ enum Verdict {
     Unreadable(TokenError),
 }
 
-fn judge(ring: &Keyring, candidate: &[u8]) -> Verdict {
-    let Ok(text) = std::str::from_utf8(candidate) else {
-        return Verdict::Unreadable(TokenError::Malformed("not text"));
-    };
-    let parsed = match ParsedToken::parse(text) {
+fn judge(ring: &Keyring, candidate: &str) -> Verdict {
+    let parsed = match ParsedToken::parse(candidate) {
         Ok(parsed) => parsed,
         Err(e) => return Verdict::Unreadable(e),
     };
     if ring.is_current(&parsed) {
         return Verdict::Current;
     }
-    match ring.open(text) {
+    match ring.open(candidate) {
         Ok(_) => Verdict::Upgrade,
         Err(e) => Verdict::Unreadable(e),
     }
 }
 
+/// Where tokens sealed under one key are found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// How many tokens.
+    pub count: usize,
+    /// The first few places, as `file:line` (or the file, for a skipped one).
+    pub places: Vec<String>,
+}
+
+impl Usage {
+    fn add(&mut self, place: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.places.len() < USAGE_PLACES {
+            self.places.push(place());
+        }
+    }
+}
+
+/// How many places [`Usage`] keeps per key.
+const USAGE_PLACES: usize = 10;
+
+/// What pass 1 found: the reports, the files to rewrite, and which keys the
+/// tokens were sealed under (what a purge decides from).
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// One report per project.
+    pub reports: Vec<ProjectReport>,
+    /// Per project, the files holding tokens to upgrade.
+    plans: Vec<Vec<Entry>>,
+    /// Per key id, the tokens sealed under it.
+    pub usage: BTreeMap<token::KeyId, Usage>,
+    /// Tokens in skipped files whose key cannot be told (a file too large
+    /// to read, a token cut): they may be under any key.
+    pub unknown: Usage,
+}
+
+/// Pass 1: reads every file of the projects at `roots`, one at a time, and
+/// finds out which tokens are current, which can be upgraded and which
+/// cannot be opened, and which skipped files hold tokens; writes nothing.
+pub fn scan(roots: &[PathBuf], ring: &Keyring, progress: &mut dyn FnMut(Progress)) -> Result<Scan, ProjectError> {
+    let mut scan = Scan::default();
+    let mut walks = Vec::new();
+    for root in roots {
+        walks.push((root, walk(root)?));
+    }
+    let total: usize = walks.iter().map(|(_, w)| w.entries.len()).sum();
+    let (mut done, mut tokens_seen) = (0, 0);
+    for (root, walk) in walks {
+        let relative = |path: &Path| path.strip_prefix(&walk.root).unwrap_or(path).to_path_buf();
+        let mut report = ProjectReport { project: root.clone(), ..Default::default() };
+        report.files_skipped = walk.others.len();
+        let mut to_rewrite = Vec::new();
+        for entry in walk.entries {
+            done += 1;
+            let tokens_before = report.tokens;
+            match look(&entry)? {
+                Look::Skipped(reason, tokens) => {
+                    report.files_skipped += 1;
+                    let file = relative(&entry.path);
+                    for t in &tokens {
+                        let id = ParsedToken::parse(t).ok().map(|p| p.key_id());
+                        let place = || format!("{} (skipped: {reason})", crate::display::path(&entry.path));
+                        match id {
+                            Some(id) => scan.usage.entry(id).or_default().add(place),
+                            None => scan.unknown.add(place),
+                        }
+                    }
+                    if !tokens.is_empty() || reason == SkipReason::Swapped {
+                        report.skipped.push(SkippedFile { file, reason, tokens: tokens.len() });
+                    }
+                }
+                Look::Text(opened, encoding) => {
+                    report.files_scanned += 1;
+                    let mut upgrades = 0;
+                    for found in text::tokens(&opened.bytes, encoding) {
+                        report.tokens += 1;
+                        if let Ok(id) = ParsedToken::parse(&found.text).map(|p| p.key_id()) {
+                            let place = || format!("{}:{}", crate::display::path(&entry.path), found.line);
+                            scan.usage.entry(id).or_default().add(place);
+                        }
+                        match judge(ring, &found.text) {
+                            Verdict::Current => report.current += 1,
+                            Verdict::Upgrade => upgrades += 1,
+                            Verdict::Unreadable(reason) => {
+                                let file = relative(&entry.path);
+                                report.unreadable.push(Unreadable { file, line: found.line, reason });
+                            }
+                        }
+                    }
+                    if upgrades > 0 {
+                        report.upgraded += upgrades;
+                        report.files_rewritten += 1;
+                        to_rewrite.push(entry);
+                    }
+                }
+            }
+            tokens_seen += report.tokens - tokens_before;
+            progress(Progress { pass: 1, files_done: done, files_total: total, tokens: tokens_seen });
+        }
+        // Links and special files are never opened: their tokens (if any)
+        // are in the files they name, which are scanned where they are
+        // inside a project.
+        scan.reports.push(report);
+        scan.plans.push(to_rewrite);
+    }
+    Ok(scan)
+}
+
 /// Re-encrypts every token under a retired key in the projects at `roots`
 /// under the ring's active key. With `dry_run` nothing is written. The
-/// caller holds the store's lock.
+/// caller holds the store's lock and read the ring under it.
 pub fn upgrade(
     roots: &[PathBuf],
     ring: &Keyring,
     dry_run: bool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<ProjectReport>, ProjectError> {
-    let mut reports = Vec::new();
-    let mut plans = Vec::new();
-    // Pass 1: find out what can and cannot be decrypted; write nothing.
-    let mut listed = Vec::new();
-    for root in roots {
-        let (files, skipped) = text_files(root)?;
-        listed.push((root, files, skipped));
-    }
-    let total: usize = listed.iter().map(|(_, files, _)| files.len()).sum();
-    let (mut done, mut tokens_seen) = (0, 0);
-    for (root, files, skipped) in listed {
-        let mut report = ProjectReport { project: root.clone(), files_skipped: skipped, ..Default::default() };
-        let mut to_rewrite = Vec::new();
-        for path in files {
-            done += 1;
-            let Some(bytes) = read_text(&path)? else {
-                report.files_skipped += 1;
-                continue;
-            };
-            report.files_scanned += 1;
-            let tokens_before = report.tokens;
-            let mut upgrades = 0;
-            for (range, line) in find_tokens_with_lines(&bytes) {
-                report.tokens += 1;
-                match judge(ring, &bytes[range]) {
-                    Verdict::Current => report.current += 1,
-                    Verdict::Upgrade => upgrades += 1,
-                    Verdict::Unreadable(reason) => {
-                        let file = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-                        report.unreadable.push(Unreadable { file, line, reason });
-                    }
-                }
-            }
-            tokens_seen += report.tokens - tokens_before;
-            if upgrades > 0 {
-                report.upgraded += upgrades;
-                report.files_rewritten += 1;
-                to_rewrite.push(path);
-            }
-            progress(Progress { pass: 1, files_done: done, files_total: total, tokens: tokens_seen });
-        }
-        reports.push(report);
-        plans.push(to_rewrite);
-    }
+    let scan = scan(roots, ring, progress)?;
     if dry_run {
-        return Ok(reports);
+        return Ok(scan.reports);
     }
-    // Pass 2: rewrite what needs it, deciding again from the file's content.
-    // A few writers at once: each file's flush waits on the disk, and the
-    // waits overlap.
+    fault::hold("upgrade scanned");
+    write(scan, ring, progress)
+}
+
+/// What pass 2 did with one file.
+enum Rewritten {
+    /// Tokens re-encrypted (0: nothing to do any more), and whether the file
+    /// had other hard links.
+    Done(usize, bool),
+    /// Left as it is.
+    Skipped(SkipReason, usize),
+}
+
+/// Pass 2: rewrites, one file at a time and crash-safely, the files holding
+/// tokens to upgrade, deciding again from their content. A few writers at
+/// once: each file's flush waits on the disk, and the waits overlap.
+fn write(scan: Scan, ring: &Keyring, progress: &mut dyn FnMut(Progress)) -> Result<Vec<ProjectReport>, ProjectError> {
+    let Scan { mut reports, plans, .. } = scan;
     let total: usize = plans.iter().map(Vec::len).sum();
     let mut cleaned = std::collections::HashSet::new();
-    for dir in plans.iter().flatten().filter_map(|p| p.parent()) {
+    for dir in plans.iter().flatten().filter_map(|e| e.path.parent()) {
         if cleaned.insert(dir.to_path_buf()) {
             // Left by an upgrade that was killed mid-write.
             atomic::remove_stale_temporaries(dir);
@@ -271,10 +452,10 @@ pub fn upgrade(
                 let sender = sender.clone();
                 let (next, files) = (&next, &files);
                 scope.spawn(move || {
-                    while let Some(path) = files.get(next.fetch_add(1, Ordering::SeqCst)) {
-                        let result = upgrade_file(path, ring);
+                    while let Some(entry) = files.get(next.fetch_add(1, Ordering::SeqCst)) {
+                        let result = upgrade_file(entry, ring);
                         let failed = result.is_err();
-                        if sender.send(result).is_err() || failed {
+                        if sender.send((entry, result)).is_err() || failed {
                             break;
                         }
                     }
@@ -282,14 +463,28 @@ pub fn upgrade(
             }
             drop(sender);
             // The writers report here, so progress is told on this thread.
-            for result in receiver {
+            for (entry, result) in receiver {
+                let file = || {
+                    let root = dunce::canonicalize(&report.project).unwrap_or_else(|_| report.project.clone());
+                    entry.path.strip_prefix(&root).unwrap_or(&entry.path).to_path_buf()
+                };
                 match result {
-                    Ok(upgraded) => {
+                    Ok(rewritten) => {
                         done += 1;
-                        tokens_seen += upgraded;
-                        if upgraded > 0 {
-                            report.upgraded += upgraded;
-                            report.files_rewritten += 1;
+                        match rewritten {
+                            Rewritten::Done(upgraded, linked) => {
+                                tokens_seen += upgraded;
+                                if upgraded > 0 {
+                                    report.upgraded += upgraded;
+                                    report.files_rewritten += 1;
+                                    if linked {
+                                        report.hard_links_broken.push(file());
+                                    }
+                                }
+                            }
+                            Rewritten::Skipped(reason, tokens) => {
+                                report.skipped.push(SkippedFile { file: file(), reason, tokens });
+                            }
                         }
                         progress(Progress { pass: 2, files_done: done, files_total: total, tokens: tokens_seen });
                     }
@@ -304,109 +499,73 @@ pub fn upgrade(
         if let Some(e) = failure {
             return Err(e);
         }
+        report.skipped.sort_by(|a, b| a.file.cmp(&b.file));
+        report.hard_links_broken.sort();
     }
     Ok(reports)
 }
 
-/// Where tokens sealed under one key are found.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// How many tokens.
-    pub count: usize,
-    /// The first few places, as `file:line`.
-    pub places: Vec<String>,
-}
-
-/// How many places [`Usage`] keeps per key.
-const USAGE_PLACES: usize = 10;
-
 /// Which keys the tokens in the projects at `roots` were sealed under.
-pub fn key_usage(roots: &[PathBuf]) -> Result<std::collections::BTreeMap<token::KeyId, Usage>, ProjectError> {
-    let mut usage = std::collections::BTreeMap::<token::KeyId, Usage>::new();
-    for root in roots {
-        let (files, _) = text_files(root)?;
-        for path in files {
-            let Some(bytes) = read_text(&path)? else { continue };
-            for (range, line) in find_tokens_with_lines(&bytes) {
-                let Some(id) = std::str::from_utf8(&bytes[range])
-                    .ok()
-                    .and_then(|t| ParsedToken::parse(t).ok())
-                    .map(|p| p.key_id())
-                else {
-                    continue;
-                };
-                let entry = usage.entry(id).or_default();
-                entry.count += 1;
-                if entry.places.len() < USAGE_PLACES {
-                    entry.places.push(format!("{}:{line}", crate::display::path(&path)));
-                }
-            }
-        }
-    }
-    Ok(usage)
+pub fn key_usage(roots: &[PathBuf], ring: &Keyring) -> Result<Scan, ProjectError> {
+    scan(roots, ring, &mut |_| {})
 }
 
 /// How many files pass 2 rewrites at once.
 const WRITERS: usize = 4;
 
-/// Rewrites one file if it holds tokens to upgrade; how many it upgraded.
-fn upgrade_file(path: &Path, ring: &Keyring) -> Result<usize, ProjectError> {
-    let Some(bytes) = read_text(path)? else { return Ok(0) };
-    let (rewritten, upgraded) = rewrite(&bytes, ring);
-    if upgraded > 0 {
-        write_like(path, &rewritten)?;
+/// Rewrites one file if it still holds tokens to upgrade: read, rewrite,
+/// then replace, if the name still holds the file that was read.
+fn upgrade_file(entry: &Entry, ring: &Keyring) -> Result<Rewritten, ProjectError> {
+    let (opened, encoding) = match look(entry)? {
+        Look::Text(opened, encoding) => (opened, encoding),
+        Look::Skipped(reason, tokens) => return Ok(Rewritten::Skipped(reason, tokens.len())),
+    };
+    let (rewritten, upgraded) = rewrite_in(&opened.bytes, encoding, ring);
+    if upgraded == 0 {
+        return Ok(Rewritten::Done(0, false));
     }
-    Ok(upgraded)
+    match files::replace(&entry.path, &opened, &rewritten).map_err(io(&entry.path))? {
+        Outcome::Done(()) => Ok(Rewritten::Done(upgraded, hard_linked(&opened.meta))),
+        Outcome::Refused(Refused::Swapped) => Ok(Rewritten::Skipped(SkipReason::Swapped, upgraded)),
+        Outcome::Refused(Refused::Changed) => Ok(Rewritten::Skipped(SkipReason::Changed, upgraded)),
+    }
 }
 
-/// `bytes` with every upgradable token re-encrypted under the active key and
-/// every other byte as it was; and how many tokens were re-encrypted.
+#[cfg(unix)]
+fn hard_linked(meta: &std::fs::Metadata) -> bool {
+    std::os::unix::fs::MetadataExt::nlink(meta) > 1
+}
+
+#[cfg(not(unix))]
+fn hard_linked(_meta: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// `bytes` (UTF-8) with every upgradable token re-encrypted under the active
+/// key and every other byte as it was; and how many tokens were re-encrypted.
 pub fn rewrite(bytes: &[u8], ring: &Keyring) -> (Vec<u8>, usize) {
+    rewrite_in(bytes, Encoding::Utf8, ring)
+}
+
+/// [`rewrite`] for a file in `encoding`: the new tokens are written in it.
+pub fn rewrite_in(bytes: &[u8], encoding: Encoding, ring: &Keyring) -> (Vec<u8>, usize) {
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8);
     let mut copied_to = 0;
     let mut upgraded = 0;
-    for range in find_tokens(bytes) {
-        let Ok(text) = std::str::from_utf8(&bytes[range.clone()]) else { continue };
-        let current = ParsedToken::parse(text).map(|p| ring.is_current(&p)).unwrap_or(true);
+    for found in text::tokens(bytes, encoding) {
+        let current = ParsedToken::parse(&found.text).map(|p| ring.is_current(&p)).unwrap_or(true);
         if current {
             continue;
         }
-        if let Ok(value) = ring.open(text) {
-            out.extend_from_slice(&bytes[copied_to..range.start]);
-            out.extend_from_slice(ring.seal(&value).as_bytes());
-            copied_to = range.end;
+        if let Ok(value) = ring.open(&found.text) {
+            out.extend_from_slice(&bytes[copied_to..found.bytes.start]);
+            text::encode(&ring.seal(&value), encoding, &mut out);
+            copied_to = found.bytes.end;
             upgraded += 1;
         }
     }
     out.extend_from_slice(&bytes[copied_to..]);
     (out, upgraded)
-}
-
-/// Replaces a project file crash-safely, keeping its permissions (and its
-/// owner, where keyturn runs as root on Unix).
-fn write_like(path: &Path, bytes: &[u8]) -> Result<(), ProjectError> {
-    let meta = fs::metadata(path).map_err(io(path))?;
-    atomic::write_with(path, bytes, |tmp| {
-        fs::set_permissions(tmp, meta.permissions())?;
-        keep_owner(tmp, &meta)
-    })
-    .map_err(io(path))
-}
-
-#[cfg(unix)]
-fn keep_owner(tmp: &Path, meta: &fs::Metadata) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    if rustix::process::geteuid().is_root() {
-        let uid = rustix::fs::Uid::from_raw(meta.uid());
-        let gid = rustix::fs::Gid::from_raw(meta.gid());
-        rustix::fs::chown(tmp, Some(uid), Some(gid))?;
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn keep_owner(_tmp: &Path, _meta: &fs::Metadata) -> std::io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]

@@ -87,6 +87,19 @@ fn a_config_name_with_an_escape_is_refused_without_echoing_it() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("machine entry 1 holds a control character"));
     no_escape(&out, "config error");
+    // A bidi override or a zero-width space would reorder or hide a name.
+    for hidden in ["\u{202E}", "\u{200B}", "\u{2066}"] {
+        fs::write(
+            home.join("keyturn.toml"),
+            format!("[[machines]]\nname = \"exec{hidden}-01\"\nroles = [\"execution\"]\n"),
+        )
+        .expect("config");
+        let out = keyturn(&home, &["machines", "list"], "");
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("machine entry 1 holds") && stderr.contains("invisible"), "{stderr}");
+        assert_eq!(hides(&stderr), None, "{stderr}");
+    }
 }
 
 #[cfg(unix)]

@@ -595,7 +595,17 @@ fn project_report(
         "upgraded": upgraded,
         "files_rewritten": rewritten,
         "unreadable": [],
+        "skipped": [],
+        "hard_links_broken": [],
     })
+}
+
+/// The realistic project's report: its binary recording holds a token the
+/// upgrade cannot rewrite, listed as skipped (so the upgrade exits 3).
+fn realistic_report(project: &Path, c: &Counts, upgraded: usize, rewritten: usize, current: usize) -> Value {
+    let mut report = project_report(project, c, REALISTIC_SKIPPED, upgraded, rewritten, current);
+    report["skipped"] = json!([{"file": "Recordings/step1.bin", "reason": "binary", "tokens": 1}]);
+    report
 }
 
 // ---------------------------------------------------------------------------
@@ -611,8 +621,8 @@ fn upgrade_round_trip_on_a_realistic_project() {
     let outside_before = snapshot(&fx.outside);
 
     let (code, report, stderr) = upgrade(&fx.home, &[path_str(&fx.project)]);
-    assert_eq!(code, Some(0), "upgrade: {stderr}");
-    let expected = project_report(&fx.project, &c, REALISTIC_SKIPPED, c.upgrades, c.rewritten, c.current);
+    assert_eq!(code, Some(3), "upgrade: the binary file holds a token: {stderr}");
+    let expected = realistic_report(&fx.project, &c, c.upgrades, c.rewritten, c.current);
     assert_eq!(report, json!({"dry_run": false, "active_key": fx.b.fp, "projects": [expected]}));
 
     // Every file: tokens upgraded and decrypting, every other byte as it was,
@@ -644,8 +654,8 @@ fn upgrade_round_trip_on_a_realistic_project() {
 
     // A second run writes nothing.
     let (code, report, stderr) = upgrade(&fx.home, &[path_str(&fx.project)]);
-    assert_eq!(code, Some(0), "second upgrade: {stderr}");
-    let expected = project_report(&fx.project, &c, REALISTIC_SKIPPED, 0, 0, c.current + c.upgrades);
+    assert_eq!(code, Some(3), "second upgrade: {stderr}");
+    let expected = realistic_report(&fx.project, &c, 0, 0, c.current + c.upgrades);
     assert_eq!(report, json!({"dry_run": false, "active_key": fx.b.fp, "projects": [expected]}));
     assert_eq!(snapshot(&fx.project), project_after, "the second upgrade wrote nothing");
     assert_eq!(snapshot(&fx.outside), outside_before);
@@ -665,22 +675,30 @@ fn dry_run_writes_nothing_and_reports_the_same_counts() {
     let fx = realistic();
     let c = counts(&fx.files);
     let before = snapshot(&fx.project);
-    let expected = project_report(&fx.project, &c, REALISTIC_SKIPPED, c.upgrades, c.rewritten, c.current);
+    let expected = realistic_report(&fx.project, &c, c.upgrades, c.rewritten, c.current);
 
     let (code, report, stderr) = upgrade(&fx.home, &["--dry-run", path_str(&fx.project)]);
-    assert_eq!(code, Some(0), "dry run: {stderr}");
+    assert_eq!(code, Some(3), "dry run: {stderr}");
+    assert!(stderr.contains("1 files that hold tokens were not upgraded"), "{stderr}");
     assert_eq!(report, json!({"dry_run": true, "active_key": fx.b.fp, "projects": [expected.clone()]}));
     assert_eq!(snapshot(&fx.project), before, "the dry run wrote nothing");
 
     // The plain report says "would be".
-    let out = ok(&fx.home, &["upgrade", "--dry-run", path_str(&fx.project)], b"");
+    let out = run(&fx.home, &["upgrade", "--dry-run", path_str(&fx.project)], b"");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "Recordings/step1.bin: skipped (binary: it has a NUL byte and no UTF-16 byte-order mark), holds 1 tokens"
+        ),
+        "{stdout}"
+    );
     assert!(stdout.contains(&format!("re-encrypted:    {} would be in {} files", c.upgrades, c.rewritten)), "{stdout}");
     assert_eq!(snapshot(&fx.project), before, "the dry run wrote nothing");
 
     // The real run does what the dry run announced.
     let (code, report, stderr) = upgrade(&fx.home, &[path_str(&fx.project)]);
-    assert_eq!(code, Some(0), "upgrade: {stderr}");
+    assert_eq!(code, Some(3), "upgrade: the binary file holds a token: {stderr}");
     assert_eq!(report, json!({"dry_run": false, "active_key": fx.b.fp, "projects": [expected]}));
 }
 

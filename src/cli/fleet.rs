@@ -7,10 +7,10 @@ use color_eyre::eyre::{self, WrapErr};
 use keyturn::display;
 use keyturn::fleet::{self, FleetStatus, JoinReport};
 use keyturn::keys::{Key, KeyKind};
-use keyturn::rotation::run::Edge;
 use keyturn::store::Store;
 use keyturn::store::config::Role;
 use keyturn::store::config_edit;
+use keyturn::system::Edge;
 use keyturn::system::SystemCommands;
 
 use super::{NotFinished, Usage, input};
@@ -44,6 +44,37 @@ pub fn join(store: &mut Store, kind: KeyKind, reset: bool, json: bool, wait: Dur
             report.needs_person.join("; ")
         ))
         .into())
+    }
+}
+
+/// `rotation join --json` that failed: its JSON report all the same, with
+/// the failure, so the first machine (or a fleet tool) reads why.
+pub fn print_join_failure(home: Option<&keyturn::store::home::Home>, kind: KeyKind, error: &eyre::Report) {
+    if error.chain().any(|c| c.downcast_ref::<NotFinished>().is_some()) {
+        return; // A report was printed already; a person is needed there.
+    }
+    let mut message: Vec<String> = Vec::new();
+    for cause in error.chain().map(ToString::to_string) {
+        if !message.last().is_some_and(|parent| parent.ends_with(&cause)) {
+            message.push(cause);
+        }
+    }
+    let message = message.join(": ");
+    let doc = serde_json::json!({
+        "keyturn": env!("CARGO_PKG_VERSION"),
+        "machine": keyturn::system::machine(),
+        "home": home.map(|h| h.dir.display().to_string()),
+        "machine_wide": home.is_some_and(|h| h.machine_wide),
+        "time": jiff::Timestamp::now().to_string(),
+        "kind": kind.name(),
+        "changed": false,
+        "failed": true,
+        "error": message,
+        "steps": [{"id": "import", "title": "Import the key", "state": "failed", "evidence": message}],
+        "needs_person": [message],
+    });
+    if let Ok(text) = serde_json::to_string_pretty(&doc) {
+        let _ = writeln!(std::io::stdout(), "{text}");
     }
 }
 

@@ -22,7 +22,17 @@ fn loaded(status: &KeyStatus) -> &'static str {
 
 fn age(since: Timestamp) -> String {
     let seconds = Timestamp::now().as_second() - since.as_second();
-    match seconds / 86_400 {
+    if seconds < -300 {
+        return format!(
+            "in the future by {}: this machine's clock is behind the one that imported it; check the clock",
+            if seconds < -86_400 {
+                format!("{} days", -seconds / 86_400)
+            } else {
+                format!("{} minutes", -seconds / 60)
+            }
+        );
+    }
+    match seconds.max(0) / 86_400 {
         0 => "today".to_string(),
         1 => "1 day ago".to_string(),
         days => format!("{days} days ago"),
@@ -182,13 +192,17 @@ pub fn fingerprint_of_file(kind: KeyKind, path: &Path, encoding: Encoding) -> ey
     let bytes = std::fs::read(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
     let bytes = zeroize::Zeroizing::new(bytes);
     let key = publish::parse(kind, &bytes, encoding).map_err(|e| eyre::eyre!("{}: {e}", path.display()))?;
-    println!("{}", key.fingerprint());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", key.fingerprint())?;
+    out.flush()?;
     Ok(())
 }
 
 pub fn fingerprint(store: &Store, kind: KeyKind) -> eyre::Result<()> {
     let key = store.active_key(kind);
-    println!("{}", key.fingerprint());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", key.fingerprint())?;
+    out.flush()?;
     if key.is_default() {
         eprintln!("This is the built-in default {kind} key: {DEFAULT_WARNING}.");
     }

@@ -6,18 +6,17 @@ use std::time::{Duration, Instant};
 
 use color_eyre::eyre::{self, WrapErr};
 use keyturn::display;
-use keyturn::keys::KeyKind;
-use keyturn::project::{self, Progress, ProjectReport};
+use keyturn::project::{Progress, ProjectReport};
 use keyturn::store::Store;
 use keyturn::store::config_edit;
-use keyturn::store::credentials::CredentialState;
-use keyturn::system::{Processes, SystemProcesses};
+use keyturn::system::{Processes, SystemProcesses, Wanted};
 use serde_json::json;
 
 use super::{NotFinished, Usage};
 
 fn absolute(path: &Path) -> eyre::Result<PathBuf> {
-    std::fs::canonicalize(path)
+    // Not std's canonicalize: on Windows it gives `\\?\C:\...` paths.
+    dunce::canonicalize(path)
         .wrap_err_with(|| format!("{}: not found; name an existing project directory", path.display()))
 }
 
@@ -40,7 +39,8 @@ fn projects(store: &Store, paths: &[PathBuf]) -> eyre::Result<Vec<PathBuf>> {
 /// Warns when the Test Studio app runs: it may save stale tokens back.
 fn warn_if_app_runs(store: &Store) {
     if let Some(name) = &store.config().components.app.process
-        && !SystemProcesses.find(name).is_empty()
+        // Anyone's app, not only this user's: any of them may save back.
+        && !SystemProcesses.find(&Wanted::new(name, None)).is_empty()
     {
         eprintln!(
             "Warning: the Test Studio app ({name}) is running; it may save its own stale tokens back over the upgrade. Close it and run the upgrade again afterwards."
@@ -65,18 +65,17 @@ fn progress_printer() -> impl FnMut(Progress) {
     }
 }
 
-pub fn upgrade(store: &Store, paths: &[PathBuf], dry_run: bool, json: bool) -> eyre::Result<()> {
+pub fn upgrade(store: &mut Store, paths: &[PathBuf], dry_run: bool, json: bool) -> eyre::Result<()> {
     let roots = projects(store, paths)?;
     warn_if_app_runs(store);
-    let _lock = store.lock("upgrade")?;
-    let ring = store.keyring();
-    let reports = project::upgrade(&roots, &ring, dry_run, &mut progress_printer()).wrap_err("upgrade stopped")?;
+    let reports = store.upgrade(&roots, dry_run, &mut progress_printer())?;
     let unreadable: usize = reports.iter().map(|r| r.unreadable.len()).sum();
+    let skipped: usize = reports.iter().map(|r| r.skipped.len()).sum();
     let mut out = std::io::stdout().lock();
     if json {
         let doc = json!({
             "dry_run": dry_run,
-            "active_key": ring.active().id().to_string(),
+            "active_key": store.keyring().active().id().to_string(),
             "projects": reports,
         });
         writeln!(out, "{}", keyturn::display::json(&doc)?)?;
@@ -85,11 +84,20 @@ pub fn upgrade(store: &Store, paths: &[PathBuf], dry_run: bool, json: bool) -> e
             print_report(&mut out, report, dry_run)?;
         }
     }
+    out.flush()?;
+    let mut remains = Vec::new();
     if unreadable > 0 {
-        return Err(NotFinished(format!(
+        remains.push(format!(
             "{unreadable} tokens cannot be decrypted: re-record those password steps and re-enter those connection strings"
-        ))
-        .into());
+        ));
+    }
+    if skipped > 0 {
+        remains.push(format!(
+            "{skipped} files that hold tokens were not upgraded (listed as skipped): convert them to UTF-8 or UTF-16 text, or re-enter their values, and run the upgrade again"
+        ));
+    }
+    if !remains.is_empty() {
+        return Err(NotFinished(remains.join("; ")).into());
     }
     Ok(())
 }
@@ -104,6 +112,16 @@ fn print_report(out: &mut impl Write, r: &ProjectReport, dry_run: bool) -> std::
     writeln!(out, "  cannot decrypt:  {}", r.unreadable.len())?;
     for u in &r.unreadable {
         writeln!(out, "    {}:{}  {}", display::path(&u.file), u.line, u.reason)?;
+    }
+    for s in &r.skipped {
+        writeln!(out, "  {}: skipped ({}), holds {} tokens", display::path(&s.file), s.reason, s.tokens)?;
+    }
+    for f in &r.hard_links_broken {
+        writeln!(
+            out,
+            "  {}: had other hard links, which keep the old tokens (the upgrade replaced this name only)",
+            display::path(f)
+        )?;
     }
     Ok(())
 }
@@ -123,7 +141,7 @@ pub fn add(store: &Store, path: &Path) -> eyre::Result<()> {
 
 pub fn remove(store: &Store, path: &Path) -> eyre::Result<()> {
     // A removed project's directory may be gone already: match as written too.
-    let dir = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = dunce::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     if config_edit::remove_project(&store.home().dir, &dir)? {
         eprintln!("Project {} removed from the list (its files are untouched).", dir.display());
         Ok(())
@@ -148,68 +166,39 @@ pub fn list(store: &Store) -> eyre::Result<()> {
 }
 
 pub fn purge(store: &mut Store, force: bool) -> eyre::Result<()> {
-    let retired = store.status(KeyKind::Encryption).retired;
-    if retired.is_empty() {
+    let report = store.purge(force)?;
+    if report.retired == 0 {
         eprintln!("No retired keys to purge.");
         return Ok(());
     }
-    let (roots, missing): (Vec<PathBuf>, Vec<PathBuf>) =
-        store.config().project_dirs(&store.home().dir).into_iter().partition(|r| r.is_dir());
-    if !missing.is_empty() {
-        let names: Vec<String> = missing.iter().map(|p| p.display().to_string()).collect();
-        let message =
-            format!("registered projects cannot be read, so their tokens cannot be checked: {}", names.join(", "));
-        if !force {
-            eyre::bail!(
-                "refused: {message}; mount them, or remove them from the list (keyturn projects remove DIR), or purge anyway with --force"
-            );
-        }
-        eprintln!("Warning: {message}; --force purges without them.");
+    if !report.missing_projects.is_empty() {
+        let names: Vec<String> = report.missing_projects.iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "Warning: registered projects cannot be read, so their tokens cannot be checked: {}; --force purges without them.",
+            names.join(", ")
+        );
     }
-    let usage = project::key_usage(&roots).wrap_err("cannot check which keys the projects use")?;
-    let ring = store.keyring();
-    let mut in_use = Vec::new();
-    for (fp, _) in &retired {
-        let mut places: Vec<String> = store
-            .credentials()
-            .entries
-            .iter()
-            .filter(|c| c.state(&ring) == CredentialState::Retired(*fp))
-            .map(|c| format!("the {} credential", c.name))
-            .collect();
-        let mut count = places.len();
-        if let Some(u) = usage.get(fp) {
-            count += u.count;
-            places.extend(u.places.iter().cloned());
-        }
-        if count > 0 {
-            in_use.push((*fp, count, places));
-        }
-    }
-    let chosen: Vec<_> =
-        retired.iter().map(|(fp, _)| *fp).filter(|fp| force || !in_use.iter().any(|(u, _, _)| u == fp)).collect();
     eprintln!(
         "Warning: Git history, backups and other machines may still hold tokens under the keys purged here; on this machine they become unreadable for good."
     );
-    for (fp, count, places) in &in_use {
-        eprintln!("Retired key {fp} is still used by {count} tokens or credentials, for example:");
-        for place in places {
+    for (fp, usage) in &report.in_use {
+        eprintln!("Retired key {fp} is still used by {} tokens or credentials, for example:", usage.count);
+        for place in &usage.places {
             eprintln!("  {place}");
         }
     }
-    if !in_use.is_empty() && !force {
+    if !report.in_use.is_empty() && !force {
         eyre::bail!(
             "refused: {} retired keys are still in use; run `keyturn upgrade` (and `keyturn import encryption` again for credentials) first, or purge anyway with --force",
-            in_use.len()
+            report.in_use.len()
         );
     }
-    if force && !in_use.is_empty() {
-        eprintln!("--force: purging keys still in use; the values listed above will be lost.");
+    if force && !report.in_use.is_empty() {
+        eprintln!("--force: purged keys still in use; the values listed above will be lost.");
     }
-    let removed = store.purge(&chosen)?;
-    let names: Vec<String> = removed.iter().map(ToString::to_string).collect();
-    eprintln!("Purged {} retired keys: {}.", removed.len(), names.join(", "));
-    let kept = retired.len() - removed.len();
+    let names: Vec<String> = report.removed.iter().map(ToString::to_string).collect();
+    eprintln!("Purged {} retired keys: {}.", report.removed.len(), names.join(", "));
+    let kept = report.retired - report.removed.len();
     if kept > 0 {
         eprintln!("{kept} retired keys are kept.");
     }

@@ -8,9 +8,10 @@ use std::time::Duration;
 use color_eyre::eyre::{self, WrapErr};
 use keyturn::keys::{Key, KeyKind};
 use keyturn::rotation::persist::{self, PersistError};
-use keyturn::rotation::run::{self as runner, Edge};
+use keyturn::rotation::run as runner;
 use keyturn::rotation::{Change, Event, Rotation, Setup, Status, Step};
 use keyturn::store::Store;
+use keyturn::system::{Edge, ServiceState, Services, SystemServices};
 use serde_json::json;
 
 use super::{NotFinished, Usage, input};
@@ -50,7 +51,9 @@ pub fn start(
     key_source: KeySource<'_>,
     wait: Duration,
 ) -> eyre::Result<()> {
+    let edge = Edge::system(wait, keyturn::fleet::JOIN_TIMEOUT);
     let key = match key_source {
+        KeySource::Rollback => return start_rollback(store, kind, setup, &edge),
         KeySource::Reset if kind == KeyKind::Encryption => {
             return Err(Usage("the encryption key has no reset (as in the original); import a new key".into()).into());
         }
@@ -61,8 +64,7 @@ pub fn start(
             Some(Key::parse(kind, &text).wrap_err("the rotation was not started")?)
         }
     };
-    let rotation = runner::start(store, kind, setup, key, &Edge::system(wait, keyturn::fleet::JOIN_TIMEOUT))
-        .wrap_err("the rotation was not started")?;
+    let rotation = runner::start(store, kind, setup, key, &edge).wrap_err("the rotation was not started")?;
     eprintln!(
         "{} key rotation, {}, {}: started; the key is imported.",
         rotation.kind.title(),
@@ -78,6 +80,26 @@ pub fn start(
     Ok(())
 }
 
+fn start_rollback(store: &mut Store, kind: KeyKind, setup: Setup, edge: &Edge) -> eyre::Result<()> {
+    let rotation = runner::start_rollback(store, kind, setup, edge).wrap_err("the rollback was not started")?;
+    eprintln!(
+        "{} started: a rollback to the previous key {} (from {}), which is imported; {} is kept {}.",
+        describe(&rotation),
+        rotation.new_fingerprint,
+        rotation.old_fingerprint,
+        rotation.old_fingerprint,
+        if kind == KeyKind::Encryption {
+            "in the keyring as retired, so nothing sealed under it is lost"
+        } else {
+            "as the previous key"
+        }
+    );
+    eprintln!("Next: keyturn rotation run");
+    let mut out = std::io::stdout().lock();
+    print_steps(&mut out, &rotation.steps, rotation.current().map(|s| s.id.as_str()))?;
+    Ok(())
+}
+
 /// Where `rotation start` takes its key from.
 pub enum KeySource<'a> {
     /// A new key.
@@ -86,6 +108,8 @@ pub enum KeySource<'a> {
     Input(Option<&'a Path>),
     /// The communication key's default.
     Reset,
+    /// The previous key, from the keyring.
+    Rollback,
 }
 
 fn rotation_json(r: &Rotation) -> serde_json::Value {
@@ -246,9 +270,12 @@ fn next_hint(rotation: &Rotation) {
 pub fn abort(store: &Store, reason: Option<&str>) -> eyre::Result<()> {
     let rotation = commit(store, Event::Abort { reason: reason.unwrap_or_default().to_string() })?;
     eprintln!(
-        "The rotation is aborted and recorded. The key was not rolled back: the {} key is still {}; import the old key (or reset) to go back.",
+        "The rotation is aborted and recorded. The key was not rolled back: the {} key is still {}; to go back to {}, the previous key, which keyturn kept: keyturn rotation start {} --setup {} --rollback",
         rotation.kind,
-        store.active_key(rotation.kind).fingerprint()
+        store.active_key(rotation.kind).fingerprint(),
+        rotation.old_fingerprint,
+        rotation.kind,
+        if rotation.setup == Setup::Multi { "multi" } else { "single" }
     );
     Ok(())
 }
@@ -283,7 +310,13 @@ pub fn config_check(store: &Store) -> eyre::Result<()> {
     }
     for (id, name, c) in config.components.all() {
         let found = match (&c.service, &c.process) {
-            (Some(s), _) => format!("service `{s}`"),
+            // The service manager's own answer, so a wrong name shows here,
+            // before a rotation.
+            (Some(s), _) => match Services::query(&SystemServices, s) {
+                Ok(ServiceState::Running { pid }) => format!("service `{s}` (running, pid {pid})"),
+                Ok(ServiceState::Stopped) => format!("service `{s}` (installed, not running)"),
+                Err(e) => format!("service `{s}` (NOT USABLE: {e})"),
+            },
             (None, Some(p)) => format!("process `{p}`"),
             (None, None) => "not configured (its restart steps are skipped)".into(),
         };

@@ -18,7 +18,9 @@ pub fn encrypt(store: &Store, raw: bool) -> eyre::Result<()> {
         input::drop_line_ending(&mut value);
     }
     let token = store.keyring().seal(&value);
-    println!("{token}");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{token}")?;
+    out.flush()?;
     if store.active_key(KeyKind::Encryption).is_default() {
         eprintln!(
             "Warning: sealed under the built-in default encryption key, which anyone with keyturn has; import a custom key."

@@ -5,51 +5,24 @@
 //! The store's lock is taken for each transition only, never while a step
 //! waits for a component to come back.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
 use jiff::Timestamp;
+use std::path::Path;
 
 use super::persist::{self, PersistError};
 use super::procedure::{self, Action, Facts, Setup, Variant};
 use super::state::{Change, Event, Rotation, Status, Step};
 use crate::keys::{Fingerprint, Key, KeyKind};
 use crate::project;
+use crate::store::audit::AuditLine;
 use crate::store::config::{Component, Role};
 use crate::store::credentials::{CredentialName, CredentialState};
-use crate::store::{Store, StoreError};
-use crate::system::{Commands, ProcessInfo, Processes};
+use crate::store::{Previous, Store, StoreError};
+use crate::system::git::Range;
+use crate::system::{ProcessInfo, ServiceState, Wanted};
 
-/// The system edge a rotation uses, and how long it waits.
-pub struct Edge<'a> {
-    /// The process table.
-    pub processes: &'a dyn Processes,
-    /// Runs restart, start, check, step and git commands.
-    pub commands: &'a dyn Commands,
-    /// How long a restart step waits for its component.
-    pub wait: Duration,
-    /// How often it looks meanwhile.
-    pub poll: Duration,
-    /// How long a configured command may take.
-    pub command_timeout: Duration,
-    /// How long another machine's join may take.
-    pub machine_timeout: Duration,
-}
-
-impl Edge<'static> {
-    /// The real system: its process table and commands; a restart waits
-    /// `wait`, another machine's join `machine_timeout`.
-    pub fn system(wait: Duration, machine_timeout: Duration) -> Edge<'static> {
-        Edge {
-            processes: &crate::system::SystemProcesses,
-            commands: &crate::system::SystemCommands,
-            wait,
-            poll: Duration::from_millis(250),
-            command_timeout: Duration::from_secs(120),
-            machine_timeout,
-        }
-    }
-}
+/// The system edge, defined in [`crate::system`]; named here too for the
+/// callers that reach it through the rotation.
+pub use crate::system::Edge;
 
 /// Why a rotation could not be started or run.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +37,12 @@ pub enum RunError {
     WrongKey { given: Fingerprint, expected: Fingerprint },
     #[error("the encryption key has no reset (as in the original); import a new key")]
     NoEncryptionReset,
+    #[error("there is no previous {kind} key to roll back to: {current} is the only one this machine has held")]
+    NothingToRollBack { kind: KeyKind, current: Fingerprint },
+    #[error(
+        "the previous encryption key was the built-in default, and the encryption key has no reset (as in the original): nothing to roll back to from {current}"
+    )]
+    NoEncryptionRollbackToDefault { current: Fingerprint },
 }
 
 /// What this machine's configuration says about which steps apply.
@@ -120,29 +99,32 @@ fn component<'s>(store: &'s Store, id: &str) -> Option<&'s Component> {
 }
 
 /// The processes a component runs as now: its service's main process (as
-/// the service manager says), or the processes of its name.
-pub fn running(component: &Component, edge: &Edge<'_>) -> Vec<ProcessInfo> {
+/// the service manager says), or its processes by executable path, or by
+/// name and owner (and session on Windows). A failed lookup is an error,
+/// never "not running".
+pub fn running(component: &Component, edge: &Edge) -> Result<Vec<ProcessInfo>, String> {
     if let Some(service) = &component.service {
-        return service_pid(service, edge).and_then(|pid| edge.processes.get(pid)).into_iter().collect();
+        return match edge.services.query(service).map_err(|e| e.to_string())? {
+            // A service whose process has gone is not running, whatever the
+            // manager says (Wine's keeps saying Running for a killed one).
+            ServiceState::Running { pid } => Ok(edge.processes.get(pid).into_iter().collect()),
+            ServiceState::Stopped => Ok(Vec::new()),
+        };
     }
-    component.process.as_deref().map(|name| edge.processes.find(name)).unwrap_or_default()
+    let Some(process) = component.process.as_deref() else { return Ok(Vec::new()) };
+    Ok(edge.processes.find(&Wanted::new(process, edge.processes.me().as_ref())))
 }
 
-fn service_pid(service: &str, edge: &Edge<'_>) -> Option<u32> {
-    let argv: Vec<String> = if cfg!(windows) {
-        let name = service.replace('\'', "''");
-        ["powershell", "-NoProfile", "-NonInteractive", "-Command"]
-            .map(String::from)
-            .into_iter()
-            .chain([format!(
-                "(Get-CimInstance Win32_Service -Filter \"Name='{name}' OR DisplayName='{name}'\").ProcessId"
-            )])
-            .collect()
-    } else {
-        ["systemctl", "show", "-p", "MainPID", "--value", service].map(String::from).to_vec()
-    };
-    let out = edge.commands.run(&argv, &[], edge.command_timeout).ok()?;
-    out.stdout.trim().parse().ok().filter(|pid| *pid != 0)
+/// What runs of each component before a change: a component whose lookup
+/// failed is left out (what ran before it is then unknown).
+pub fn before(store: &Store, edge: &Edge) -> std::collections::BTreeMap<String, Vec<ProcessInfo>> {
+    store
+        .config()
+        .components
+        .all()
+        .iter()
+        .filter_map(|(id, _, c)| running(c, edge).ok().map(|p| (id.to_string(), p)))
+        .collect()
 }
 
 /// Starts a rotation: persists it, then imports the key (`None`: resets the
@@ -152,12 +134,44 @@ pub fn start(
     kind: KeyKind,
     setup: Setup,
     key: Option<Key>,
-    edge: &Edge<'_>,
+    edge: &Edge,
+) -> Result<Rotation, RunError> {
+    start_with(store, kind, setup, key, edge, false)
+}
+
+/// Starts a rollback: a rotation, with the same checklist and evidence,
+/// whose key is the previous one from the keyring (the one the last
+/// rotation of `kind` replaced, or else the one replaced last); on every
+/// machine in the multiple-machines setup, through the same `join`. The
+/// key rolled back from stays in the ring as retired (an encryption key),
+/// so nothing sealed under it is lost.
+pub fn start_rollback(store: &mut Store, kind: KeyKind, setup: Setup, edge: &Edge) -> Result<Rotation, RunError> {
+    *store = Store::open(store.home().clone())?;
+    let last = persist::load(&store.home().dir)?.filter(|r| r.kind == kind && !r.is_open());
+    let current = store.active_key(kind).fingerprint();
+    let key = match store.previous_key(kind, last.map(|r| r.old_fingerprint)) {
+        None => return Err(RunError::NothingToRollBack { kind, current }),
+        Some(Previous::Default) if kind == KeyKind::Encryption => {
+            return Err(RunError::NoEncryptionRollbackToDefault { current });
+        }
+        Some(Previous::Default) => None,
+        Some(Previous::Key(key)) => Some(key),
+    };
+    start_with(store, kind, setup, key, edge, true)
+}
+
+fn start_with(
+    store: &mut Store,
+    kind: KeyKind,
+    setup: Setup,
+    key: Option<Key>,
+    edge: &Edge,
+    rollback: bool,
 ) -> Result<Rotation, RunError> {
     let (variant, steps) = plan(store, kind, setup, key.is_none())?;
     let new = key.as_ref().map_or_else(|| Key::default_for(kind).fingerprint(), Key::fingerprint);
     let now = Timestamp::now();
-    let before = store.config().components.all().iter().map(|(id, _, c)| (id.to_string(), running(c, edge))).collect();
+    let before = before(store, edge);
     let mut rotation = Rotation {
         format: persist::FORMAT,
         revision: 0,
@@ -167,6 +181,7 @@ pub fn start(
         variant,
         old_fingerprint: store.active_key(kind).fingerprint(),
         new_fingerprint: new,
+        rollback,
         started: now,
         operator: crate::system::operator(),
         machine: crate::system::machine(),
@@ -179,10 +194,28 @@ pub fn start(
         seq: 1,
         at: now,
         step: None,
-        outcome: format!("started: {kind} key, {setup:?} setup, {variant:?}").to_lowercase(),
+        outcome: if rollback {
+            format!(
+                "started: rollback of the {kind} key to {new} (from {}), {} setup",
+                store.active_key(kind).fingerprint(),
+                format!("{setup:?}").to_lowercase()
+            )
+        } else {
+            format!("started: {kind} key, {setup:?} setup, {variant:?}").to_lowercase()
+        },
     });
     let home = store.home().dir.clone();
     let _lock = persist::begin(&home, &mut rotation)?;
+    if rollback {
+        AuditLine {
+            kind: Some(kind),
+            old: Some(rotation.old_fingerprint),
+            new: Some(rotation.new_fingerprint),
+            rotation: Some(rotation.id.clone()),
+            ..AuditLine::new("rollback", "started: the previous key becomes active again")
+        }
+        .append(&home)?;
+    }
     import_locked(store, &home, &rotation, key)
 }
 
@@ -208,7 +241,7 @@ fn import_locked(store: &mut Store, home: &Path, rotation: &Rotation, key: Optio
 pub fn run(
     store: &mut Store,
     key: Option<Key>,
-    edge: &Edge<'_>,
+    edge: &Edge,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Rotation, RunError> {
     let home = store.home().dir.clone();
@@ -285,7 +318,7 @@ fn machines(
     store: &Store,
     home: &Path,
     rotation: &Rotation,
-    edge: &Edge<'_>,
+    edge: &Edge,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Option<Rotation>, RunError> {
     let roster = &store.config().machines;
@@ -315,7 +348,7 @@ fn machines(
                 rotation.kind,
                 key.as_ref(),
                 rotation.new_fingerprint,
-                edge.commands,
+                &*edge.commands,
                 edge.machine_timeout,
             )
         },
@@ -372,7 +405,7 @@ fn evaluate(
     store: &mut Store,
     rotation: &Rotation,
     step: &Step,
-    edge: &Edge<'_>,
+    edge: &Edge,
     progress: &mut dyn FnMut(&str),
 ) -> Change {
     match &step.action {
@@ -402,12 +435,14 @@ fn fingerprints_in(text: &str) -> Vec<Fingerprint> {
 /// A component on a machine whose key did not change (a join run again):
 /// left alone when it runs with the new key, restarted when its `check`
 /// shows it does not.
-pub fn unchanged_component(store: &Store, rotation: &Rotation, id: &str, edge: &Edge<'_>) -> Change {
+pub fn unchanged_component(store: &Store, rotation: &Rotation, id: &str, edge: &Edge) -> Change {
     let Some(component) = component(store, id) else {
         return Change::Skip(format!("[components.{id}] is not configured here"));
     };
-    if running(component, edge).is_empty() {
-        return Change::Done("not running, nothing to restart".into());
+    match running(component, edge) {
+        Err(e) => return Change::Wait(format!("[components.{id}]: {e}")),
+        Ok(now) if now.is_empty() => return Change::Done("not running, nothing to restart".into()),
+        Ok(_) => {}
     }
     match check(component, rotation, edge) {
         None => Change::Done("the key was already active: not restarted".into()),
@@ -416,13 +451,14 @@ pub fn unchanged_component(store: &Store, rotation: &Rotation, id: &str, edge: &
     }
 }
 
-/// A restart step: runs the component's restart (or start) command and
-/// waits for the evidence that it came back with the new key.
+/// A restart step: runs the component's restart (or start) command, or has
+/// the service manager restart its service, and waits for the evidence that
+/// it came back with the new key.
 pub fn restart_step(
     store: &Store,
     rotation: &Rotation,
     id: &str,
-    edge: &Edge<'_>,
+    edge: &Edge,
     progress: &mut dyn FnMut(&str),
 ) -> Change {
     let Some(component) = component(store, id) else {
@@ -430,63 +466,102 @@ pub fn restart_step(
             "[components.{id}] is not configured: configure it, or skip this step with a reason"
         ));
     };
-    let before: Vec<ProcessInfo> = rotation.before.get(id).cloned().unwrap_or_default();
+    // `None`: what ran before the import is unknown (its lookup failed then);
+    // a process started before the rotation may then hold the old key.
+    let before: Option<&Vec<ProcessInfo>> = rotation.before.get(id);
+    let started_at = u64::try_from(rotation.started.as_second()).unwrap_or(0);
+    let is_old = |p: &ProcessInfo| match before {
+        Some(list) => list.iter().any(|b| b.same(p)),
+        None => p.started <= started_at,
+    };
+    let known: &[ProcessInfo] = before.map(Vec::as_slice).unwrap_or_default();
     let note =
         if id == "execution" { " The Execution client may not come back by itself after an import." } else { "" };
-    let deadline = Instant::now() + edge.wait;
+    let deadline = edge.clock.now() + edge.wait;
     let (mut restarted, mut started) = (false, false);
     let mut command_note = String::new();
     let mut last_seen;
     loop {
-        let now = running(component, edge);
-        let old_alive: Vec<ProcessInfo> = now.iter().filter(|p| before.contains(p)).copied().collect();
-        let fresh: Vec<ProcessInfo> = now.iter().filter(|p| !before.contains(p)).copied().collect();
-        if before.is_empty() && now.is_empty() {
+        let now = match running(component, edge) {
+            Ok(now) => now,
+            Err(e) => return Change::Wait(format!("[components.{id}]: {e}")),
+        };
+        let old_alive: Vec<ProcessInfo> = now.iter().filter(|p| is_old(p)).cloned().collect();
+        let fresh: Vec<ProcessInfo> = now.iter().filter(|p| !is_old(p)).cloned().collect();
+        if known.is_empty() && now.is_empty() {
             return Change::Done("not running, nothing to restart".into());
         }
         if old_alive.is_empty() && !fresh.is_empty() {
-            let what = if before.is_empty() {
+            let what = if known.is_empty() {
                 format!("started after the import (pid {})", pids(&fresh))
             } else {
-                format!("restarted (pid {} -> {})", pids(&before), pids(&fresh))
+                format!("restarted (pid {} -> {})", pids(known), pids(&fresh))
             };
+            let watched = format!("instance {}", describe(&fresh));
             match check(component, rotation, edge) {
-                None => return Change::Done(what),
-                Some(Ok(fp)) => return Change::Done(format!("{what}; reports {fp}")),
-                Some(Err(seen)) => last_seen = format!("{what} but {seen}"),
+                None => return Change::Done(format!("{what}; {watched}")),
+                Some(Ok(fp)) => return Change::Done(format!("{what}; reports {fp}; {watched}")),
+                Some(Err(seen)) => last_seen = format!("{what} but {seen}; {watched}"),
             }
         } else if !old_alive.is_empty() {
-            if !restarted && let Some(command) = &component.restart {
+            if !restarted {
                 restarted = true;
-                progress(&format!("running {}", command.join(" ")));
-                match edge.commands.run(command, &[], edge.command_timeout) {
-                    Ok(out) if out.success() => {}
-                    Ok(out) => command_note = format!("; its restart command failed ({}): {}", exit(&out), out.tail()),
-                    Err(e) => command_note = format!("; its restart command could not run: {e}"),
+                if let Some(command) = &component.restart {
+                    progress(&format!("running {}", command.join(" ")));
+                    match edge.commands.run(command, &[], edge.command_timeout) {
+                        Ok(out) if out.success() => {}
+                        Ok(out) => {
+                            command_note = format!("; its restart command failed ({}): {}", exit(&out), out.tail())
+                        }
+                        Err(e) => command_note = format!("; its restart command could not run: {e}"),
+                    }
+                    continue;
                 }
-                continue;
+                if let Some(service) = &component.service {
+                    progress(&format!("restarting service {service}"));
+                    if let Err(e) = edge.services.restart(service, edge.wait) {
+                        command_note = format!("; the service manager did not restart it: {e}");
+                    }
+                    continue;
+                }
             }
             last_seen = format!(
-                "still the old process (pid {}) after {} s: restart it{command_note}",
+                "still the old process (pid {}) after {} s: restart it{command_note}; instance {}",
                 pids(&old_alive),
-                edge.wait.as_secs()
+                edge.wait.as_secs(),
+                describe(&old_alive)
             );
         } else {
-            if !started && let Some(command) = &component.start {
+            if !started {
                 started = true;
-                progress(&format!("running {}", command.join(" ")));
-                let _ = edge.commands.run(command, &[], edge.command_timeout);
-                continue;
+                if let Some(command) = &component.start {
+                    progress(&format!("running {}", command.join(" ")));
+                    let _ = edge.commands.run(command, &[], edge.command_timeout);
+                    continue;
+                }
+                if let Some(service) = &component.service {
+                    progress(&format!("starting service {service}"));
+                    if let Err(e) = edge.services.restart(service, edge.wait) {
+                        command_note = format!(" The service manager did not start it: {e}");
+                    }
+                    continue;
+                }
             }
             let start =
                 component.start.as_ref().map(|c| format!(" (its start command: {})", c.join(" "))).unwrap_or_default();
-            last_seen = format!("stopped (pid {}) and not running again: start it{start}.{note}", pids(&before));
+            last_seen =
+                format!("stopped (pid {}) and not running again: start it{start}.{note}{command_note}", pids(known));
         }
-        if Instant::now() >= deadline {
+        if edge.clock.now() >= deadline {
             return Change::Wait(last_seen);
         }
-        std::thread::sleep(edge.poll);
+        edge.clock.sleep(edge.poll);
     }
+}
+
+/// The instances in words, in one parenthesis (`(pid 11: client, ...)`).
+fn describe(list: &[ProcessInfo]) -> String {
+    format!("({})", list.iter().map(ProcessInfo::describe).collect::<Vec<_>>().join("; "))
 }
 
 fn exit(out: &crate::system::Output) -> String {
@@ -499,7 +574,7 @@ fn exit(out: &crate::system::Output) -> String {
 
 /// Runs the component's `check` command: `None` if it has none, else the
 /// new fingerprint it reports or what is wrong.
-fn check(component: &Component, rotation: &Rotation, edge: &Edge<'_>) -> Option<Result<Fingerprint, String>> {
+fn check(component: &Component, rotation: &Rotation, edge: &Edge) -> Option<Result<Fingerprint, String>> {
     let command = component.check.as_ref()?;
     Some(match edge.commands.run(command, &[], edge.command_timeout) {
         Err(e) => Err(format!("its check command could not run: {e}")),
@@ -543,7 +618,8 @@ fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
     let roots = store.config().project_dirs(&store.home().dir);
     let result = store.lock("rotation upgrade").map_err(|e| e.to_string()).and_then(|_lock| {
         // Counts at every hundredth of the files, so a watcher sees it move.
-        project::upgrade(&roots, &store.keyring(), false, &mut |p| {
+        let ring = store.keyring_now().map_err(|e| e.to_string())?;
+        project::upgrade(&roots, &ring, false, &mut |p| {
             let step = (p.files_total / 100).max(1);
             if p.files_done % step == 0 || p.files_done == p.files_total {
                 let what = if p.pass == 1 { "checking" } else { "rewriting" };
@@ -570,6 +646,14 @@ fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
             r.unreadable
                 .iter()
                 .map(move |u| format!("{}:{} ({})", crate::display::path(&r.project.join(&u.file)), u.line, u.reason))
+                .chain(r.skipped.iter().map(move |f| {
+                    format!(
+                        "{}: skipped ({}), holds {} tokens",
+                        crate::display::path(&r.project.join(&f.file)),
+                        f.reason,
+                        f.tokens
+                    )
+                }))
         })
         .collect();
     if unreadable.is_empty() {
@@ -583,7 +667,7 @@ fn upgrade(store: &Store, progress: &mut dyn FnMut(&str)) -> Change {
     ))
 }
 
-fn source_control(store: &Store, edge: &Edge<'_>, latest: bool) -> Change {
+fn source_control(store: &Store, edge: &Edge, latest: bool) -> Change {
     let facts = facts(store);
     let non_git = facts.projects.iter().filter(|p| !facts.git_projects.contains(p)).count();
     let mut problems = Vec::new();
@@ -606,21 +690,8 @@ fn source_control(store: &Store, edge: &Edge<'_>, latest: bool) -> Change {
 
 /// `Ok` when the work tree is clean and level with its upstream (after a
 /// fetch, when `latest`).
-fn git_state(dir: &Path, edge: &Edge<'_>, latest: bool) -> Result<(), String> {
-    let git = |args: &[&str]| -> Result<String, String> {
-        let argv: Vec<String> = ["git", "-C"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([dir.display().to_string()])
-            .chain(args.iter().map(|s| s.to_string()))
-            .collect();
-        let out = edge
-            .commands
-            .run(&argv, &[("GIT_TERMINAL_PROMPT", "0")], edge.command_timeout)
-            .map_err(|e| format!("git could not run: {e}"))?;
-        if out.success() { Ok(out.stdout) } else { Err(format!("git {} failed: {}", args.join(" "), out.tail())) }
-    };
-    if !git(&["status", "--porcelain"])?.trim().is_empty() {
+fn git_state(dir: &Path, edge: &Edge, latest: bool) -> Result<(), String> {
+    if edge.git.dirty(dir).map_err(|e| e.to_string())? {
         return Err(if latest {
             "uncommitted changes: commit or discard them, then pull"
         } else {
@@ -629,20 +700,17 @@ fn git_state(dir: &Path, edge: &Edge<'_>, latest: bool) -> Result<(), String> {
         .into());
     }
     if latest {
-        git(&["fetch", "--quiet"])?;
+        edge.git.fetch(dir).map_err(|e| e.to_string())?;
     }
-    let range = if latest { "HEAD..@{u}" } else { "@{u}..HEAD" };
-    let count = git(&["rev-list", "--count", range])
-        .map_err(|_| "no upstream branch to compare with: set one, or confirm by hand".to_string())?;
-    match count.trim().parse::<u64>() {
-        Ok(0) => Ok(()),
-        Ok(n) if latest => Err(format!("{n} commits behind the upstream: pull them")),
-        Ok(n) => Err(format!("{n} commits not pushed: push them")),
-        Err(_) => Err("git printed no commit count".into()),
+    let range = if latest { Range::Behind } else { Range::Unpushed };
+    match edge.git.count(dir, range).map_err(|e| e.to_string())? {
+        0 => Ok(()),
+        n if latest => Err(format!("{n} commits behind the upstream: pull them")),
+        n => Err(format!("{n} commits not pushed: push them")),
     }
 }
 
-fn manual(store: &Store, step: &Step, edge: &Edge<'_>) -> Change {
+fn manual(store: &Store, step: &Step, edge: &Edge) -> Change {
     let Some(config) = store.config().steps.get(&step.id) else {
         return Change::Wait(format!("confirm when done: keyturn rotation confirm {}", step.id));
     };
@@ -655,7 +723,13 @@ fn manual(store: &Store, step: &Step, edge: &Edge<'_>) -> Change {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::system::ServiceError;
+    use crate::system::command::{FakeCommands, Output};
+    use crate::system::processes::FakeProcesses;
+    use crate::system::services::FakeServices;
 
     #[test]
     fn finds_a_fingerprint_in_check_output() {
@@ -664,60 +738,149 @@ mod tests {
         assert_eq!(fingerprints_in("pid 1234-5678"), vec![]);
     }
 
-    /// The restart evidence from the system edge's fakes: a new process
-    /// whose check reports the new key is done; one that reports the old
-    /// key waits, saying so.
-    #[test]
-    fn restart_evidence_through_the_fakes() {
-        use crate::system::ProcessInfo;
-        use crate::system::command::{FakeCommands, Output};
-        use crate::system::processes::FakeProcesses;
+    fn store_with(config: &str) -> (tempfile::TempDir, Store) {
         let home = tempfile::tempdir().expect("tempdir");
-        std::fs::write(
-            home.path().join("keyturn.toml"),
-            "[components.execution]\nprocess = \"client\"\ncheck = [\"check\"]\n",
-        )
-        .expect("config");
+        std::fs::write(home.path().join("keyturn.toml"), config).expect("config");
         let store =
             Store::open(crate::store::home::Home { dir: home.path().into(), machine_wide: false }).expect("store");
+        (home, store)
+    }
+
+    fn fake_edge(processes: FakeProcesses, commands: FakeCommands, services: FakeServices) -> Edge {
+        Edge {
+            processes: Arc::new(processes),
+            commands: Arc::new(commands),
+            services: Arc::new(services),
+            ..Edge::fake()
+        }
+    }
+
+    fn reports(fp: Fingerprint) -> FakeCommands {
+        let commands = FakeCommands::default();
+        if let Ok(mut answers) = commands.answers.lock() {
+            answers.push_back(Output {
+                code: Some(0),
+                stdout: format!("loaded {fp}\n"),
+                stderr: String::new(),
+                timed_out: false,
+            });
+        }
+        commands
+    }
+
+    /// The restart evidence from the system edge's fakes: a new process
+    /// whose check reports the new key is done, naming the instance; one
+    /// that reports the old key waits, saying so.
+    #[test]
+    fn restart_evidence_through_the_fakes() {
+        let (_home, store) = store_with("[components.execution]\nprocess = \"client\"\ncheck = [\"check\"]\n");
         let (old, new) = (Fingerprint([1; 8]), Fingerprint([2; 8]));
-        let before = ProcessInfo { pid: 10, started: 100 };
-        let after = ProcessInfo { pid: 11, started: 200 };
-        let processes = FakeProcesses { running: vec![("client".into(), after)] };
+        let before = FakeProcesses::process("client", 10, 100);
+        let after = FakeProcesses::process("client", 11, 200);
+        let processes = FakeProcesses { running: vec![after.clone()], ..FakeProcesses::default() };
         let mut rotation = runner_rotation(old, new);
         rotation.before.insert("execution".into(), vec![before]);
-        let reports = |fp: Fingerprint| {
-            let commands = FakeCommands::default();
-            if let Ok(mut answers) = commands.answers.lock() {
-                answers.push_back(Output {
-                    code: Some(0),
-                    stdout: format!("loaded {fp}\n"),
-                    stderr: String::new(),
-                    timed_out: false,
-                });
-            }
-            commands
+        let edge = fake_edge(processes.clone(), reports(new), FakeServices::default());
+        assert_eq!(
+            restart_step(&store, &rotation, "execution", &edge, &mut |_| {}),
+            Change::Done(format!("restarted (pid 10 -> 11); reports {new}; instance ({})", after.describe()))
+        );
+        // No wait: the one check answer is the evidence.
+        let edge =
+            Edge { wait: std::time::Duration::ZERO, ..fake_edge(processes, reports(old), FakeServices::default()) };
+        let Change::Wait(evidence) = restart_step(&store, &rotation, "execution", &edge, &mut |_| {}) else {
+            panic!("a component on the old key is not done")
         };
-        fn edge<'a>(commands: &'a FakeCommands, processes: &'a FakeProcesses) -> Edge<'a> {
-            Edge {
-                processes,
-                commands,
-                wait: Duration::ZERO,
-                poll: Duration::from_millis(1),
-                command_timeout: Duration::from_secs(1),
-                machine_timeout: Duration::from_secs(1),
+        assert!(evidence.starts_with(&format!("restarted (pid 10 -> 11) but reports the old key {old}")), "{evidence}");
+    }
+
+    /// Another user's process of the same name is not the component: the
+    /// old one still running is said, and the stranger's restart proves
+    /// nothing.
+    #[test]
+    fn another_owners_process_is_not_the_component() {
+        let (_home, store) = store_with("[components.execution]\nprocess = \"client\"\n");
+        let mine = FakeProcesses::process("client", 10, 100);
+        let theirs = ProcessInfo { pid: 12, started: 300, owner: Some("uid 2000".into()), ..mine.clone() };
+        let processes = FakeProcesses { running: vec![mine.clone(), theirs], ..FakeProcesses::default() };
+        let mut rotation = runner_rotation(Fingerprint([1; 8]), Fingerprint([2; 8]));
+        rotation.before.insert("execution".into(), vec![mine]);
+        let edge = fake_edge(processes, FakeCommands::default(), FakeServices::default());
+        let Change::Wait(evidence) = restart_step(&store, &rotation, "execution", &edge, &mut |_| {}) else {
+            panic!("not done while the operator's own client still runs")
+        };
+        assert!(evidence.starts_with("still the old process (pid 10) after 60 s"), "{evidence}");
+        assert!(!evidence.contains("pid 12"), "{evidence}");
+    }
+
+    /// A service whose lookup fails (not installed, access denied, no
+    /// answer) is never "not running": the step waits with the reason.
+    #[test]
+    fn a_failed_service_lookup_never_checks_a_restart_off() {
+        let (_home, store) = store_with("[components.scheduling]\nservice = \"sched\"\n");
+        let rotation = runner_rotation(Fingerprint([1; 8]), Fingerprint([2; 8]));
+        for answer in [
+            None,
+            Some(Err(ServiceError::AccessDenied { name: "sched".into() })),
+            Some(Err(ServiceError::Failed { name: "sched".into(), reason: "RPC server unavailable".into() })),
+        ] {
+            let services = FakeServices::default();
+            if let (Some(answer), Ok(mut list)) = (answer.clone(), services.services.lock()) {
+                list.push(("sched".into(), answer));
             }
+            let edge = fake_edge(FakeProcesses::default(), FakeCommands::default(), services);
+            let change = restart_step(&store, &rotation, "scheduling", &edge, &mut |_| {});
+            let Change::Wait(evidence) = &change else { panic!("{answer:?} gave {change:?}") };
+            assert!(evidence.starts_with("[components.scheduling]: "), "{evidence}");
+            let want = match answer {
+                None => "\"sched\" is not installed here",
+                Some(Err(ServiceError::AccessDenied { .. })) => "access to service \"sched\" was denied",
+                _ => "RPC server unavailable",
+            };
+            assert!(evidence.contains(want), "{evidence}");
+            assert!(matches!(unchanged_component(&store, &rotation, "scheduling", &edge), Change::Wait(_)));
         }
-        let good = reports(new);
-        assert_eq!(
-            restart_step(&store, &rotation, "execution", &edge(&good, &processes), &mut |_| {}),
-            Change::Done(format!("restarted (pid 10 -> 11); reports {new}"))
-        );
-        let stale = reports(old);
-        assert_eq!(
-            restart_step(&store, &rotation, "execution", &edge(&stale, &processes), &mut |_| {}),
-            Change::Wait(format!("restarted (pid 10 -> 11) but reports the old key {old}"))
-        );
+        assert!(!before(&store, &Edge::fake()).contains_key("scheduling"), "a failed lookup is no record");
+    }
+
+    /// A service with no restart command is restarted through the service
+    /// manager, and the new pid it reports is the evidence.
+    #[test]
+    fn a_service_restarts_through_the_service_manager() {
+        let (_home, store) = store_with("[components.scheduling]\nservice = \"sched\"\n");
+        let old = FakeProcesses::process("sched.exe", 40, 100);
+        let new = FakeProcesses::process("sched.exe", 41, 200);
+        let services = FakeServices::default();
+        if let (Ok(mut list), Ok(mut to)) = (services.services.lock(), services.restarts_to.lock()) {
+            list.push(("sched".into(), Ok(ServiceState::Running { pid: 40 })));
+            to.push(("sched".into(), 41));
+        }
+        let processes = FakeProcesses { running: vec![old.clone(), new], ..FakeProcesses::default() };
+        let services = Arc::new(services);
+        let edge = Edge {
+            services: services.clone(),
+            ..fake_edge(processes, FakeCommands::default(), FakeServices::default())
+        };
+        let mut rotation = runner_rotation(Fingerprint([1; 8]), Fingerprint([2; 8]));
+        rotation.before = before(&store, &edge);
+        assert_eq!(rotation.before.get("scheduling"), Some(&vec![old]));
+        let change = restart_step(&store, &rotation, "scheduling", &edge, &mut |_| {});
+        let Change::Done(evidence) = &change else { panic!("{change:?}") };
+        assert!(evidence.starts_with("restarted (pid 40 -> 41); instance (pid 41: sched.exe"), "{evidence}");
+        assert_eq!(services.restarted.lock().map(|r| r.clone()).unwrap_or_default(), vec!["sched".to_string()]);
+    }
+
+    /// A service the manager still calls running whose process has gone
+    /// (Wine keeps a killed service Running) is not running.
+    #[test]
+    fn a_service_whose_process_has_gone_is_not_running() {
+        let component = Component { service: Some("sched".into()), ..Component::default() };
+        let services = FakeServices::default();
+        if let Ok(mut list) = services.services.lock() {
+            list.push(("sched".into(), Ok(ServiceState::Running { pid: 77 })));
+        }
+        let edge = fake_edge(FakeProcesses::default(), FakeCommands::default(), services);
+        assert_eq!(running(&component, &edge), Ok(Vec::new()));
     }
 
     fn runner_rotation(old: Fingerprint, new: Fingerprint) -> Rotation {
@@ -730,6 +893,7 @@ mod tests {
             variant: Variant::Import,
             old_fingerprint: old,
             new_fingerprint: new,
+            rollback: false,
             started: Timestamp::UNIX_EPOCH,
             operator: "op".into(),
             machine: "m".into(),

@@ -139,6 +139,10 @@ pub struct Rotation {
     pub old_fingerprint: Fingerprint,
     /// The fingerprint the rotation puts in place.
     pub new_fingerprint: Fingerprint,
+    /// A rollback: the key it puts in place is the previous one, from the
+    /// keyring.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
     /// When it started.
     pub started: Timestamp,
     /// Who started it.
@@ -342,6 +346,7 @@ mod tests {
             variant,
             old_fingerprint: Fingerprint([0; 8]),
             new_fingerprint: Fingerprint([1; 8]),
+            rollback: false,
             started: Timestamp::UNIX_EPOCH,
             operator: "op".into(),
             machine: "m".into(),

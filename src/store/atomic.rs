@@ -64,18 +64,11 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
-/// On Windows the file gets an ACL for its owner, SYSTEM and Administrators
-/// only, with inheritance removed, through the standard `icacls` command.
+/// On Windows the file (or directory) gets a protected DACL for its owner,
+/// SYSTEM and Administrators only, through the Win32 security API.
 #[cfg(windows)]
 fn restrict_to_owner(path: &Path) -> io::Result<()> {
-    let user = std::env::var("USERNAME").unwrap_or_default();
-    let status = std::process::Command::new("icacls")
-        .arg(path)
-        .args(["/inheritance:r", "/grant:r", "*S-1-5-18:F", "/grant:r", "*S-1-5-32-544:F"])
-        .args(if user.is_empty() { vec![] } else { vec!["/grant:r".to_string(), format!("{user}:F")] })
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    if status.success() { Ok(()) } else { Err(io::Error::other("icacls could not restrict the file to its owner")) }
+    super::acl::restrict_to_owner(path)
 }
 
 #[cfg(windows)]
@@ -88,6 +81,15 @@ fn share_read(_path: &Path) -> io::Result<()> {
 #[cfg(windows)]
 fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
+}
+
+/// A fresh name for a temporary file, one [`is_temporary`] recognises.
+pub fn temporary_name() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 8];
+    rand::rng().fill_bytes(&mut bytes);
+    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{TEMP_PREFIX}{suffix}{TEMP_SUFFIX}")
 }
 
 /// Whether `name` is one of keyturn's temporary files.

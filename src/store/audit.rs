@@ -90,7 +90,11 @@ fn append_bytes(path: &Path, line: &[u8]) -> Result<(), StoreError> {
     options.append(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, rustix::fs::OFlags::NOFOLLOW.bits() as i32);
     let mut file = options.open(path).map_err(io)?;
+    // Others who can write the log can forge or erase its history.
+    super::file::check_open(path, &file, super::file::Guard::Trusted)?;
     file.write_all(line).and_then(|()| file.sync_data()).map_err(io)
 }
 

@@ -126,11 +126,11 @@ pub struct Components {
 
 impl Default for Components {
     fn default() -> Components {
-        let service = |name: &str| Component {
-            service: Some(name.to_string()),
-            restart: Some(default_restart(name)),
-            ..Component::default()
-        };
+        // The services by their Windows names, restarted through the
+        // Service Control Manager; elsewhere those names cannot be systemd
+        // units, so the services are not configured until named.
+        let service =
+            |name: &str| Component { service: cfg!(windows).then(|| name.to_string()), ..Component::default() };
         let process = |name: &str| Component { process: Some(name.to_string()), ..Component::default() };
         Components {
             scheduling: service("Telerik Scheduling Service"),
@@ -167,22 +167,6 @@ impl Components {
             ("execution", "Execution client", &self.execution),
             ("app", "Test Studio app", &self.app),
         ]
-    }
-}
-
-/// Restarting a service: PowerShell's `Restart-Service` on Windows,
-/// `systemctl restart` elsewhere.
-fn default_restart(service: &str) -> Vec<String> {
-    if cfg!(windows) {
-        vec![
-            "powershell".into(),
-            "-NoProfile".into(),
-            "-NonInteractive".into(),
-            "-Command".into(),
-            format!("Restart-Service -Name '{service}'"),
-        ]
-    } else {
-        vec!["systemctl".into(), "restart".into(), service.into()]
     }
 }
 
@@ -257,11 +241,16 @@ impl Config {
             }
         }
         // Names and paths end up on the operator's terminal: a control
-        // character (an escape sequence) in one is refused, never echoed.
-        if let Some(what) = config.texts().into_iter().find(|(_, t)| t.chars().any(char::is_control)).map(|(w, _)| w) {
+        // character (an escape sequence) or an invisible one (a bidi
+        // override, a zero-width space) in one is refused, never echoed.
+        if let Some(what) =
+            config.texts().into_iter().find(|(_, t)| t.chars().any(crate::display::is_hidden)).map(|(w, _)| w)
+        {
             return Err(StoreError::Config {
                 path,
-                problem: format!("{what} holds a control character (an escape sequence?); remove it"),
+                problem: format!(
+                    "{what} holds a control character (an escape sequence?) or an invisible one (a bidi override, a zero-width space); remove it"
+                ),
             });
         }
         Ok(config)

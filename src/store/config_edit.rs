@@ -46,18 +46,46 @@ fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// Whether a `[[projects]]` path as written (relative paths from `home`)
+/// names the folder `dir`: resolved the same way, without Windows'
+/// `\\?\` prefix, and on Windows without regard to case, so one folder is
+/// one project however it was written.
+pub fn names_folder(home: &Path, written: &str, dir: &Path) -> bool {
+    let resolve = |path: &Path| {
+        dunce::canonicalize(path).unwrap_or_else(|_| {
+            dunce::simplified(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())).to_path_buf()
+        })
+    };
+    same_path(&resolve(&home.join(written)), &resolve(dir))
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    if cfg!(windows) {
+        let text = |p: &Path| p.to_string_lossy().replace('/', "\\").trim_end_matches('\\').to_lowercase();
+        text(a) == text(b)
+    } else {
+        a == b
+    }
+}
+
 /// Adds a `[[projects]]` entry for `dir` unless one is there; returns
 /// whether it was added.
 pub fn add_project(home: &Path, dir: &Path) -> Result<bool, StoreError> {
     let wanted = path_text(dir);
-    edit(home, "projects add", |doc| add_project_entry(doc, &wanted))
+    edit(home, "projects add", |doc| add_project_matching(doc, &wanted, &|p| names_folder(home, p, dir)))
 }
 
 /// Adds a `[[projects]]` entry with `path` to `doc` unless one is there.
 pub fn add_project_entry(doc: &mut DocumentMut, path: &str) -> bool {
+    add_project_matching(doc, path, &|p| p == path)
+}
+
+/// Adds a `[[projects]]` entry with `path` unless one whose path is `same`
+/// is there.
+fn add_project_matching(doc: &mut DocumentMut, path: &str, same: &dyn Fn(&str) -> bool) -> bool {
     let projects = doc.entry("projects").or_insert(Item::ArrayOfTables(ArrayOfTables::new()));
     let Some(projects) = projects.as_array_of_tables_mut() else { return false };
-    if projects.iter().any(|t| t.get("path").and_then(Item::as_str) == Some(path)) {
+    if projects.iter().any(|t| t.get("path").and_then(Item::as_str).is_some_and(same)) {
         return false;
     }
     let mut entry = Table::new();
@@ -69,14 +97,21 @@ pub fn add_project_entry(doc: &mut DocumentMut, path: &str) -> bool {
 /// Removes the `[[projects]]` entry for `dir`; returns whether one was there.
 pub fn remove_project(home: &Path, dir: &Path) -> Result<bool, StoreError> {
     let wanted = path_text(dir);
-    edit(home, "projects remove", |doc| remove_entry(doc, "projects", "path", &wanted))
+    edit(home, "projects remove", |doc| {
+        remove_matching(doc, "projects", "path", &|p| p == wanted || names_folder(home, p, dir))
+    })
 }
 
-/// Removes the entry of the array of tables `array` whose `field` is
+/// Removes the first entry of the array of tables `array` whose `field` is
 /// `wanted`; returns whether one was there.
 pub fn remove_entry(doc: &mut DocumentMut, array: &str, field: &str, wanted: &str) -> bool {
+    remove_matching(doc, array, field, &|v| v == wanted)
+}
+
+/// Removes the first entry of `array` whose `field` satisfies `wanted`.
+fn remove_matching(doc: &mut DocumentMut, array: &str, field: &str, wanted: &dyn Fn(&str) -> bool) -> bool {
     let Some(entries) = doc.get_mut(array).and_then(Item::as_array_of_tables_mut) else { return false };
-    let Some(index) = entries.iter().position(|t| t.get(field).and_then(Item::as_str) == Some(wanted)) else {
+    let Some(index) = entries.iter().position(|t| t.get(field).and_then(Item::as_str).is_some_and(wanted)) else {
         return false;
     };
     // Comments above an entry belong to it in toml_edit; keep them on the
@@ -148,5 +183,27 @@ mod tests {
         assert!(edited.contains("[[projects]]\npath = \"/srv/projects/a\""));
         assert!(remove_project(home.path(), Path::new("/srv/projects/a")).expect("remove"));
         assert_eq!(std::fs::read_to_string(home.path().join(CONFIG_FILE)).expect("read"), original);
+    }
+
+    /// One folder is one project however it is written: relative to the
+    /// home, absolute, with `.` parts (and on Windows with `\\?\` or
+    /// another case).
+    #[test]
+    fn the_same_folder_is_one_project() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let project = home.path().join("Projects").join("Checkout");
+        std::fs::create_dir_all(&project).expect("mkdir");
+        std::fs::write(home.path().join(CONFIG_FILE), "[[projects]]\npath = \"Projects/Checkout\"\n").expect("write");
+        let canonical = dunce::canonicalize(&project).expect("canonical");
+        assert!(!add_project(home.path(), &canonical).expect("add"), "already there, written relative");
+        assert!(!add_project(home.path(), &home.path().join("Projects").join(".").join("Checkout")).expect("add"));
+        if cfg!(windows) {
+            let upper = std::path::PathBuf::from(canonical.to_string_lossy().to_uppercase());
+            assert!(!add_project(home.path(), &upper).expect("add"), "Windows paths ignore case");
+            let verbatim = std::path::PathBuf::from(format!("\\\\?\\{}", canonical.display()));
+            assert!(names_folder(home.path(), &verbatim.to_string_lossy(), &canonical));
+        }
+        assert!(remove_project(home.path(), &canonical).expect("remove"), "removed, though written otherwise");
+        assert!(!std::fs::read_to_string(home.path().join(CONFIG_FILE)).expect("read").contains("Checkout"));
     }
 }

@@ -41,6 +41,13 @@ pub fn read(path: &Path, guard: Guard) -> Result<Option<Vec<u8>>, StoreError> {
     fs::read(path).map(Some).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })
 }
 
+/// Checks the file `file` (already open at `path`) as [`read`] checks a
+/// store file: owned by this user, and `guard` kept.
+pub fn check_open(path: &Path, file: &fs::File, guard: Guard) -> Result<(), StoreError> {
+    let meta = file.metadata().map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+    check_mode(path, &meta, guard)
+}
+
 #[cfg(unix)]
 fn check_mode(path: &Path, meta: &fs::Metadata, guard: Guard) -> Result<(), StoreError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -68,9 +75,30 @@ fn check_mode(path: &Path, meta: &fs::Metadata, guard: Guard) -> Result<(), Stor
     Ok(())
 }
 
-/// Windows: the file is created with an owner-only ACL; the check of an
-/// existing ACL is not done here.
-#[cfg(not(unix))]
+/// Windows: the file's DACL may grant no one but its owner, SYSTEM and
+/// Administrators (for a trusted file: no one else may write).
+#[cfg(windows)]
+fn check_mode(path: &Path, _meta: &fs::Metadata, guard: Guard) -> Result<(), StoreError> {
+    let (write_only, problem) = match guard {
+        Guard::Secret => (false, "holds key material or secrets but its access list lets others at it"),
+        Guard::Trusted => (true, "names commands keyturn runs but its access list lets others change it"),
+    };
+    let others = super::acl::granted_to_others_of(path, write_only)
+        .map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Insecure {
+        path: path.to_path_buf(),
+        problem: format!("{problem} ({})", others.join(", ")),
+        fix: format!(
+            "leave only the owner, SYSTEM and Administrators: icacls \"{}\" /inheritance:r /grant:r \"%USERNAME%:F\" *S-1-5-18:F *S-1-5-32-544:F",
+            path.display()
+        ),
+    })
+}
+
+#[cfg(not(any(unix, windows)))]
 fn check_mode(_path: &Path, _meta: &fs::Metadata, _guard: Guard) -> Result<(), StoreError> {
     Ok(())
 }

@@ -6,7 +6,7 @@
 //!
 //! [[keys]]
 //! kind = "encryption"                 # or "communication"
-//! status = "active"                   # or "retired" (encryption only)
+//! status = "active"                   # or "retired" (every encryption key; the last communication key)
 //! fingerprint = "6030-2EF6-9E95-EFD4" # must match the key
 //! created = "2026-11-23T10:49:42Z"    # when it was imported here
 //! retired = "2026-12-01T08:00:00Z"    # retired keys only
@@ -61,11 +61,25 @@ impl KeysFile {
     /// kept as retired; a replaced communication key is dropped. A key that
     /// was retired becomes active again. `None` means the built-in default.
     pub fn activate(&mut self, kind: KeyKind, key: Option<Key>, now: Timestamp) {
+        self.activate_with(kind, key, now, false);
+    }
+
+    /// [`KeysFile::activate`] in a rotation: the communication key it
+    /// replaces is kept (retired, the only one), so the rotation can be
+    /// rolled back to it.
+    pub fn activate_keeping_previous(&mut self, kind: KeyKind, key: Option<Key>, now: Timestamp) {
+        self.activate_with(kind, key, now, true);
+    }
+
+    fn activate_with(&mut self, kind: KeyKind, key: Option<Key>, now: Timestamp, keep: bool) {
+        if kind == KeyKind::Communication {
+            self.keys.retain(|k| k.key.kind() != kind || k.retired.is_none() || Some(&k.key) == key.as_ref());
+        }
         for stored in self.keys.iter_mut().filter(|k| k.key.kind() == kind && k.retired.is_none()) {
             stored.retired = Some(now);
         }
-        if kind == KeyKind::Communication {
-            self.keys.retain(|k| k.key.kind() != kind || k.retired.is_none());
+        if kind == KeyKind::Communication && !keep {
+            self.keys.retain(|k| k.key.kind() != kind || k.retired.is_none() || Some(&k.key) == key.as_ref());
         }
         if let Some(key) = key {
             let created = match self.keys.iter().position(|k| k.key == key) {
@@ -96,8 +110,8 @@ impl KeysFile {
                 return Err(format!("two active {kind} keys"));
             }
         }
-        if self.keys.iter().any(|k| k.key.kind() == KeyKind::Communication && k.retired.is_some()) {
-            return Err("a retired communication key (only encryption keys are kept when replaced)".into());
+        if self.keys.iter().filter(|k| k.key.kind() == KeyKind::Communication && k.retired.is_some()).count() > 1 {
+            return Err("two retired communication keys (only the one replaced last is kept)".into());
         }
         for (i, a) in self.keys.iter().enumerate() {
             if self.keys[i + 1..].iter().any(|b| b.key == a.key) {

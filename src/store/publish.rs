@@ -43,7 +43,7 @@ const STORE_FILES: [&str; 6] =
 /// Whether `path` is one of the store's own files in `home`.
 fn is_store_file(home: &Path, path: &Path) -> bool {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return false };
-    let same_dir = match (std::fs::canonicalize(dir), std::fs::canonicalize(home)) {
+    let same_dir = match (dunce::canonicalize(dir), dunce::canonicalize(home)) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     };

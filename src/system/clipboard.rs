@@ -265,9 +265,10 @@ mod system {
 
     pub fn get() -> Option<zeroize::Zeroizing<String>> {
         let _open = Clipboard::new_attempts(10).ok()?;
-        let mut text = zeroize::Zeroizing::new(String::new());
-        raw::get_string(&mut text).ok()?;
-        Some(text)
+        // clipboard-win 5 writes the text as UTF-8 bytes.
+        let mut bytes = zeroize::Zeroizing::new(Vec::new());
+        raw::get_string(&mut bytes).ok()?;
+        String::from_utf8(std::mem::take(&mut *bytes)).ok().map(zeroize::Zeroizing::new)
     }
 }
 

@@ -13,12 +13,12 @@ use super::keymap::{self, Action, Hint};
 use crate::fleet::{self, FleetStatus};
 use crate::keys::{Key, KeyKind};
 use crate::rotation::persist;
-use crate::rotation::run::{self as runner, Edge};
+use crate::rotation::run as runner;
 use crate::rotation::{Action as StepAction, Change, Event, Rotation, Setup, StepKind};
 use crate::store::credentials::CredentialName;
 use crate::store::home::Home;
 use crate::store::{KeyStatus, Store};
-use crate::system::SystemCommands;
+use crate::system::Edge;
 use crate::system::clipboard::{Clipboard, Copied};
 use ratatui::crossterm::event::KeyEvent;
 
@@ -274,6 +274,8 @@ pub struct App {
     /// How far the step detail can scroll and its page, as last drawn (the
     /// view knows the width the text wraps to).
     pub detail_view: std::cell::Cell<(u16, u16)>,
+    /// The system edge: the real system, or fakes in tests.
+    pub edge: Edge,
     options: Options,
     clipboard: Box<dyn Clipboard>,
 }
@@ -285,12 +287,12 @@ impl std::fmt::Debug for App {
 }
 
 /// Pushes the key to one machine and checks its step off from the report.
-fn push_machine(home: Home, name: &str) -> Result<Rotation, String> {
+fn push_machine(home: Home, name: &str, edge: &Edge) -> Result<Rotation, String> {
     let store = Store::open(home.clone()).map_err(|e| e.to_string())?;
     let rotation = persist::open_rotation(&home.dir).map_err(|e| e.to_string())?.ok_or("no rotation is open")?;
     let machine = store.config().machines.iter().find(|m| m.name == name).ok_or("not in the roster")?.clone();
     let key = (rotation.variant != crate::rotation::Variant::Reset).then(|| store.active_key(rotation.kind));
-    let answer = fleet::push(&machine, rotation.kind, key.as_ref(), &SystemCommands, fleet::JOIN_TIMEOUT);
+    let answer = fleet::push(&machine, rotation.kind, key.as_ref(), &*edge.commands, edge.machine_timeout);
     let change = fleet::machine_change(name, rotation.kind, rotation.new_fingerprint, &answer);
     let step = rotation.machine_step(name).ok_or("no step for this machine in the rotation")?.id.clone();
     persist::commit(&home.dir, None, Event::step(&step, change)).map_err(|e| e.to_string())
@@ -308,11 +310,6 @@ fn cycle<T: Copy + PartialEq>(enabled: &[T], current: T, forward: bool) -> T {
         return enabled.first().copied().unwrap_or(current);
     };
     enabled[if forward { (at + 1) % n } else { (at + n - 1) % n }]
-}
-
-/// The real system edge, waiting `wait` for each restart.
-fn edge(wait: Duration) -> Edge<'static> {
-    Edge::system(wait, fleet::JOIN_TIMEOUT)
 }
 
 fn pane_index(kind: KeyKind) -> usize {
@@ -349,6 +346,7 @@ impl App {
             repaint: false,
             detail_scroll: 0,
             detail_view: std::cell::Cell::new((0, 1)),
+            edge: Edge::system(options.wait, fleet::JOIN_TIMEOUT),
             options,
             clipboard,
         };
@@ -913,14 +911,10 @@ impl App {
         };
     }
 
-    fn edge(&self) -> Edge<'static> {
-        edge(self.options.wait)
-    }
-
     fn start_rotation(&mut self, kind: KeyKind, key: Option<Key>, setup: Setup) {
         let result = self
             .store()
-            .and_then(|mut store| runner::start(&mut store, kind, setup, key, &self.edge()).map_err(|e| e.to_string()));
+            .and_then(|mut store| runner::start(&mut store, kind, setup, key, &self.edge).map_err(|e| e.to_string()));
         match result {
             Ok(rotation) => {
                 self.rotation = Some(rotation);
@@ -949,9 +943,8 @@ impl App {
     /// watched through the channel, so the wizard stays responsive.
     pub fn run_rotation(&mut self) {
         let home = self.home.clone();
-        let wait = self.options.wait;
+        let edge = self.edge.clone();
         self.spawn_work("Running the rotation", move |report| {
-            let edge = edge(wait);
             let result = Store::open(home).map_err(|e| e.to_string()).and_then(|mut store| {
                 runner::run(&mut store, None, &edge, &mut |p| report(WorkMessage::Progress(p.to_string())))
                     .map_err(|e| e.to_string())
@@ -963,6 +956,7 @@ impl App {
     /// Asks every roster machine for its status, in the background.
     pub fn refresh_fleet(&mut self) {
         let home = self.home.clone();
+        let edge = self.edge.clone();
         self.spawn_work("Asking the machines", move |report| {
             let total = Store::open(home.clone()).map(|s| s.config().machines.len()).unwrap_or(0);
             let done = std::sync::atomic::AtomicUsize::new(0);
@@ -970,7 +964,7 @@ impl App {
             match Store::open(home) {
                 Ok(store) => WorkResult::Fleet(fleet::fleet_status(
                     &store,
-                    &SystemCommands,
+                    &*edge.commands,
                     fleet::DEFAULT_PARALLEL,
                     fleet::STATUS_TIMEOUT,
                     &|m| {
@@ -989,9 +983,10 @@ impl App {
     fn push_one(&mut self) {
         let Some((name, _)) = self.machines.get(self.machine_selected).cloned() else { return };
         let home = self.home.clone();
+        let edge = self.edge.clone();
         self.spawn_work("Pushing the key", move |report| {
             report(WorkMessage::Progress(format!("to {name}")));
-            WorkResult::Rotation(push_machine(home, &name))
+            WorkResult::Rotation(push_machine(home, &name, &edge))
         });
     }
 

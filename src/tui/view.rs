@@ -56,6 +56,8 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>) {
         },
         None => app.status.clone(),
     };
+    // Errors and progress may carry a project's paths or a machine's words.
+    let text = crate::display::escaped(&text);
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), status);
     let hint = keymap::hints(app.hint());
     frame.render_widget(Paragraph::new(format!(" {hint}")).style(theme.disabled()), hints);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::fs;
+#[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -12,8 +13,9 @@ use serde_json::Value;
 
 /// Variables that would change what keyturn does (the debug-only hooks) or
 /// make every error slow (a backtrace captured per error).
-pub const CLEARED_ENV: [&str; 7] = [
+pub const CLEARED_ENV: [&str; 8] = [
     "KEYTURN_HOME",
+    "KEYTURN_TEST_HOLD_AT",
     "KEYTURN_TEST_PANIC",
     "KEYTURN_CRASH_AT",
     "KEYTURN_TEST_HOLD_LOCK_MS",
@@ -72,8 +74,18 @@ pub fn tokens_in(content: &str) -> Vec<String> {
         .collect()
 }
 
+#[cfg(unix)]
 pub fn set_mode(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Windows has no mode bits: only whether the owner may write is kept (the
+/// read-only attribute).
+#[cfg(not(unix))]
+pub fn set_mode(path: &Path, mode: u32) {
+    let mut permissions = fs::metadata(path).expect("metadata").permissions();
+    permissions.set_readonly(mode & 0o200 == 0);
+    fs::set_permissions(path, permissions).expect("set read-only");
 }
 
 pub fn write_mode(path: &Path, bytes: impl AsRef<[u8]>, mode: u32) {
