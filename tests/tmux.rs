@@ -489,7 +489,7 @@ fn generate_paste_import_rotate_and_quit_give_the_terminal_back() {
     let screen = t.wait_status("Key pasted.");
     let tail = &key[key.len() - 40..];
     assert!(screen.contains(tail), "the field shows the pasted key without the line break ({tail}):\n{screen}");
-    assert!(screen.contains("Esc leave field"), "the field has the keyboard:\n{screen}");
+    assert!(screen.contains("Esc leave  Ctrl-C"), "the field has the keyboard:\n{screen}");
 
     // Import: the confirmation says what happens, with the pasted key's fingerprint.
     t.keys(&["Tab"]);
@@ -814,7 +814,7 @@ fn ctrl_l_repaints_after_stray_output() {
     let screen = t.wait_for("the field focused", |s| s.contains(">Generate new"));
     assert_eq!(
         screen.lines().nth(HINT_ROW).map(str::trim),
-        Some("Tab/S-Tab move  Enter import  Esc leave field  Ctrl-C quit")
+        Some("Tab/S-Tab move  Enter press  <-/-> edit  Esc leave  Ctrl-C quit")
     );
     assert_eq!(t.quit_from_field(), 0);
 }
@@ -947,7 +947,7 @@ fn ctrl_c_quits_with_status_130_and_says_how_to_resume() {
     t.keys(&["1"]);
     t.wait_for("Encryption", |s| s.contains("[Encryption]"));
     t.keys(&["Tab"]);
-    t.wait_for("the field focused", |s| s.contains("Esc leave field"));
+    t.wait_for("the field focused", |s| s.contains("Esc leave  Ctrl-C"));
     t.keys(&["C-c"]);
     assert_eq!(t.exit_code(), 130);
 }

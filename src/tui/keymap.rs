@@ -155,7 +155,7 @@ pub const BINDINGS: &[Binding] = &[
         &[
             (Hint::Tabs, "Enter press"),
             (Hint::Rotation, "Enter press"),
-            (Hint::Field, "Enter import"),
+            (Hint::Field, "Enter press"),
             (Hint::Choice, "Enter OK"),
             (Hint::Text, "Enter OK"),
             (Hint::Form, "Enter next/store"),
@@ -169,7 +169,13 @@ pub const BINDINGS: &[Binding] = &[
         &[(Hint::Tabs, "<-/-> or 1-4 tabs"), (Hint::Rotation, "<-/-> tabs")],
     ),
     bind(KeyCode::Right, NONE, TABS, Action::NextTab),
-    hinted(KeyCode::Left, NONE, TYPING, Action::Left, &[(Hint::Text, "<-/-> Home/End edit")]),
+    hinted(
+        KeyCode::Left,
+        NONE,
+        TYPING,
+        Action::Left,
+        &[(Hint::Field, "<-/-> edit"), (Hint::Text, "<-/-> Home/End edit")],
+    ),
     bind(KeyCode::Right, NONE, TYPING, Action::Right),
     bind(KeyCode::Left, NONE, &[Hint::Choice], Action::Left),
     bind(KeyCode::Right, NONE, &[Hint::Choice], Action::Right),
@@ -202,7 +208,7 @@ pub const BINDINGS: &[Binding] = &[
         ALL,
         Action::Back,
         &[
-            (Hint::Field, "Esc leave field"),
+            (Hint::Field, "Esc leave"),
             (Hint::Choice, "Esc cancel"),
             (Hint::Text, "Esc cancel"),
             (Hint::Form, "Esc cancel"),
@@ -356,6 +362,9 @@ mod tests {
     fn the_hint_line_is_drawn_from_the_bindings_and_fits_80_columns() {
         assert_eq!(hints(Hint::Tabs), "Tab/S-Tab move  Enter press  <-/-> or 1-4 tabs  ? keys  q quit");
         assert_eq!(hints(Hint::Text), "type  Enter OK  <-/-> Home/End edit  Esc cancel  Ctrl-C quit");
+        // The field's hint shares the tabs' start, so a focus move into the
+        // field rewrites one stretch of the line (at most 120 bytes in all).
+        assert_eq!(hints(Hint::Field), "Tab/S-Tab move  Enter press  <-/-> edit  Esc leave  Ctrl-C quit");
         for mode in ALL {
             assert!(hints(*mode).len() < 79, "{mode:?}: {}", hints(*mode));
         }
