@@ -60,10 +60,10 @@ for t in "${targets[@]}"; do
   if [ -n "$dict" ]; then args+=(-dict="$dict"); fi
   log="$scratch/$t.log"
   result=ok
-  cargo "${toolchain[@]}" fuzz run "${build[@]}" --sanitizer "$sanitizer" "$t" "$corpus" -- "${args[@]}" >"$log" 2>&1 || result=CRASH
+  cargo "${toolchain[@]}" fuzz run -O "${build[@]}" --sanitizer "$sanitizer" "$t" "$corpus" -- "${args[@]}" >"$log" 2>&1 || result=CRASH
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
-  done_line="$(grep -E '^#[0-9]+ +DONE' "$log" | tail -1 || true)"
-  [ -n "$done_line" ] || done_line="$(grep -E '^#[0-9]+ ' "$log" | tail -1 || true)"
+  done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)"
+  [ -n "$done_line" ] || done_line="$(grep -E '^#[0-9]+[[:space:]]' "$log" | tail -1 || true)"
   cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")"
   ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")"
   corp="$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$done_line")"

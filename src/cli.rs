@@ -310,6 +310,13 @@ enum ProjectsCommand {
     Remove { path: PathBuf },
     /// The registered projects.
     List,
+    /// The secrets in projects (registered ones if no PATH), by file and line; never a value.
+    Secrets {
+        paths: Vec<PathBuf>,
+        /// Print the documented JSON shape.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -563,6 +570,7 @@ fn run(cli: Cli) -> eyre::Result<()> {
         Command::Projects(ProjectsCommand::Add { path }) => projects::add(&open()?, &path),
         Command::Projects(ProjectsCommand::Remove { path }) => projects::remove(&open()?, &path),
         Command::Projects(ProjectsCommand::List) => projects::list(&open()?),
+        Command::Projects(ProjectsCommand::Secrets { paths, json }) => projects::secrets(&open()?, &paths, json),
         Command::Keys(KeysCommand::Purge { force }) => projects::purge(&mut open()?, force),
         Command::Credentials(CredentialsCommand::Set { name, user }) => {
             credentials::set(&mut open()?, name.into(), user)

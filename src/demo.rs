@@ -1,7 +1,7 @@
-//! `keyturn demo`: a throwaway home with a sample project (encrypted password
-//! steps and connection strings), sample credentials, and stand-in services
-//! that really stop and start again, so a newcomer can walk a whole rotation
-//! in a minute. Everything lives in one temporary directory, removed at the
+//! `keyturn demo`: a throwaway home with a sample Test Studio project
+//! (`project::sample`: password steps, connection strings, a workbook),
+//! sample credentials, and stand-in services that really stop and start
+//! again, so a newcomer can walk a whole rotation in a minute. Everything lives in one temporary directory, removed at the
 //! end, and the stand-ins are stopped.
 
 use std::fs;
@@ -122,35 +122,10 @@ pub fn create(keyturn: &Path) -> io::Result<Demo> {
         publish::publish(&[target], &Key::default_for(kind)).map_err(io::Error::other)?;
     }
     let ring = store.keyring();
-    let seal = |value: &str| ring.seal(value.as_bytes());
-    write(
-        &project.join("Tests").join("Login.tstest"),
-        &format!(
-            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<Test Name=\"Login\">\r\n  <Step Type=\"SetText\" Target=\"#user\" Value=\"qa-bot\"/>\r\n  <Step Type=\"SetText\" Target=\"#password\" Encrypt=\"True\" Value=\"{}\"/>\r\n</Test>\r\n",
-            seal("Tr0ub4dor&3")
-        ),
-    )?;
-    write(
-        &project.join("Tests").join("Checkout.tstest"),
-        &format!(
-            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Test Name=\"Checkout — Überprüfung\">\n  <Step Type=\"SetText\" Target=\"#card-pin\" Encrypt=\"True\" Value=\"{}\"/>\n</Test>\n",
-            seal("4711")
-        ),
-    )?;
-    write(
-        &project.join("Data").join("customers.csv"),
-        &format!(
-            "name,connection\r\norders,\"Server=db01;Database=Orders;User Id=qa;Password={};\"\r\n",
-            seal("s3cr3t-db")
-        ),
-    )?;
-    write(
-        &project.join("Data").join("sources.json"),
-        &format!(
-            "{{\n  \"sources\": [\n    {{ \"name\": \"inventory\", \"connection\": \"Server=db02;User Id=qa;Password={};\" }}\n  ]\n}}\n",
-            seal("inv-pass")
-        ),
-    )?;
+    // A Test Studio project shaped like the real thing: JSON tests with
+    // password steps of every kind, a connection string, Settings.aiis, a
+    // workbook data source, image stores.
+    crate::project::sample::write(&project, &|value| ring.seal(value))?;
     store.set_credential(CredentialName::Git, "qa-bot", b"ghp-demo-token").map_err(io::Error::other)?;
     store.set_credential(CredentialName::Smtp, "alerts@example.test", b"smtp-demo-pass").map_err(io::Error::other)?;
     start_standins(&root)?;

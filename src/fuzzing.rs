@@ -157,37 +157,50 @@ pub fn remote_answer(data: &[u8]) {
 }
 
 /// A project file with real tokens spliced in, through the upgrade's
-/// rewrite. Chunk kinds (first byte / 64): plain bytes; a token sealed over
-/// the rest under the retired key (upgraded); under the active key (left);
-/// under a key the ring lacks (left, unreadable). Every byte outside the
-/// tokens stays, no token is lost (each opens to what it opened to before),
-/// and a second pass changes nothing.
+/// rewrite. The first byte chooses the file's encoding (UTF-8, UTF-16 LE or
+/// BE with their byte-order mark); then chunk kinds (first byte / 64): plain
+/// bytes; a token sealed over the rest under the retired key (upgraded);
+/// under the active key (left); under a key the ring lacks (left,
+/// unreadable). Every byte outside the tokens stays, no token is lost (each
+/// opens to what it opened to before), and a second pass changes nothing.
 pub fn project_rewrite(data: &[u8]) {
+    use crate::project::text::{self, Encoding};
     let (ring, active, retired, unknown) = ring();
-    let mut file = Vec::new();
+    let Some((selector, data)) = data.split_first() else { return };
+    let (encoding, mut file) = match selector % 3 {
+        0 => (Encoding::Utf8, Vec::new()),
+        1 => (Encoding::Utf16Le, vec![0xFF, 0xFE]),
+        _ => (Encoding::Utf16Be, vec![0xFE, 0xFF]),
+    };
     for chunk in chunks(data) {
         let Some((kind, rest)) = chunk.split_first() else { continue };
-        match kind / 64 {
-            0 => file.extend_from_slice(rest),
-            1 => file.extend_from_slice(SealingKey::new(retired).seal(rest).as_bytes()),
-            2 => file.extend_from_slice(SealingKey::new(active).seal(rest).as_bytes()),
-            _ => file.extend_from_slice(SealingKey::new(unknown).seal(rest).as_bytes()),
-        }
+        let token = match kind / 64 {
+            0 => {
+                file.extend_from_slice(rest);
+                continue;
+            }
+            1 => SealingKey::new(retired).seal(rest),
+            2 => SealingKey::new(active).seal(rest),
+            _ => SealingKey::new(unknown).seal(rest),
+        };
+        text::encode(&token, encoding, &mut file);
     }
-    let (out, upgraded) = project::rewrite(&file, ring);
+    let (out, upgraded) = project::rewrite_in(&file, encoding, ring);
     // Candidates that parse as tokens never overlap (a body holds no `:`);
     // those that do not parse are bytes like any other.
-    let tokens = |bytes: &[u8]| -> Vec<std::ops::Range<usize>> {
-        project::find_tokens(bytes)
-            .filter(|r| std::str::from_utf8(&bytes[r.clone()]).is_ok_and(|t| ParsedToken::parse(t).is_ok()))
+    let tokens = |bytes: &[u8]| -> Vec<(std::ops::Range<usize>, String)> {
+        text::tokens(bytes, encoding)
+            .into_iter()
+            .filter(|f| ParsedToken::parse(&f.text).is_ok())
+            .map(|f| (f.bytes, f.text))
             .collect()
     };
     let (before, after) = (tokens(&file), tokens(&out));
     assert_eq!(before.len(), after.len(), "a token was lost or made");
-    let gaps = |bytes: &[u8], ranges: &[std::ops::Range<usize>]| {
+    let gaps = |bytes: &[u8], found: &[(std::ops::Range<usize>, String)]| {
         let mut at = 0;
         let mut gaps = Vec::new();
-        for r in ranges {
+        for (r, _) in found {
             gaps.push(bytes[at..r.start].to_vec());
             at = r.end;
         }
@@ -196,18 +209,15 @@ pub fn project_rewrite(data: &[u8]) {
     };
     assert!(gaps(&file, &before) == gaps(&out, &after), "a byte outside the tokens changed");
     let mut changed = 0;
-    for (b, a) in before.iter().zip(&after) {
-        let (old, new) = (&file[b.clone()], &out[a.clone()]);
-        let open = |t: &[u8]| std::str::from_utf8(t).ok().and_then(|t| ring.open(t).ok());
+    for ((_, old), (_, new)) in before.iter().zip(&after) {
         if old != new {
             changed += 1;
-            let new_token = std::str::from_utf8(new).expect("a sealed token is text");
-            assert!(ParsedToken::parse(new_token).is_ok_and(|p| ring.is_current(&p)), "re-sealed under the active key");
-            assert!(open(old).is_some() && open(old) == open(new), "the value changed");
+            assert!(ParsedToken::parse(new).is_ok_and(|p| ring.is_current(&p)), "re-sealed under the active key");
+            assert!(ring.open(old).ok().is_some_and(|v| ring.open(new).ok() == Some(v)), "the value changed");
         }
     }
     assert_eq!(changed, upgraded);
-    let (again, upgraded_again) = project::rewrite(&out, ring);
+    let (again, upgraded_again) = project::rewrite_in(&out, encoding, ring);
     assert_eq!(upgraded_again, 0, "a second pass upgraded again");
     assert!(again == out, "a second pass changed the file");
 }
@@ -352,7 +362,8 @@ pub fn audit_log(data: &[u8]) {
 
 /// `keyturn.toml` edited by keyturn's commands: the first byte chooses the
 /// edit, the chunk after the first `0xFF` is its argument (a project path
-/// or a machine name), the rest is the file. An addition inserts bytes and
+/// or a machine name), the rest is the file (with a final line break). An
+/// addition inserts bytes and
 /// keeps every other byte where it was (comments included); removing what
 /// was just added gives back the file byte for byte; a removal only cuts.
 pub fn config_edit(data: &[u8]) {
@@ -360,6 +371,14 @@ pub fn config_edit(data: &[u8]) {
     let (Some(head), Some(file)) = (parts.next(), parts.next()) else { return };
     let Some((op, arg)) = head.split_first() else { return };
     let (Ok(arg), Ok(original)) = (std::str::from_utf8(arg), std::str::from_utf8(file)) else { return };
+    // toml_edit ends the file with a line break after an edit of its last
+    // table: the one byte an edit may add besides the entry.
+    let original = &format!("{}\n", original.strip_suffix('\n').unwrap_or(original));
+    // Names and paths with a control or invisible character are refused
+    // before any edit (`keyturn.toml` may not hold them).
+    if arg.chars().any(display::is_hidden) {
+        return;
+    }
     let common = |a: &str, b: &str| {
         let pre = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
         let max_suf = a.len().min(b.len()) - pre;

@@ -9,7 +9,10 @@
 //! it was or upgraded, both readable through the keyring, so a rerun finishes
 //! the job, and a run after a complete one writes nothing.
 
+pub mod archive;
 pub mod files;
+pub mod inventory;
+pub mod sample;
 pub mod text;
 
 use std::collections::{BTreeMap, HashMap};
@@ -52,7 +55,7 @@ fn display<S: serde::Serializer, T: std::fmt::Display>(value: &T, s: S) -> Resul
 }
 
 /// Why a file was not read or not rewritten.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SkipReason {
     /// A NUL byte and no UTF-16 byte-order mark.
@@ -67,6 +70,10 @@ pub enum SkipReason {
     Swapped,
     /// Changed by another program while the upgrade ran.
     Changed,
+    /// Inside a zip where keyturn does not rewrite (`file!/entry`).
+    InArchive,
+    /// In a folder keyturn cannot write into.
+    ReadOnlyFolder,
 }
 
 impl std::fmt::Display for SkipReason {
@@ -78,6 +85,12 @@ impl std::fmt::Display for SkipReason {
             SkipReason::NotRegular => "not a regular file",
             SkipReason::Swapped => "replaced by a link or another file while the upgrade ran; run it again",
             SkipReason::Changed => "changed by another program while the upgrade ran; run it again",
+            SkipReason::InArchive => {
+                "inside a zip archive keyturn does not rewrite (it rewrites the XML parts of .xlsx workbooks only): move the value out of the archive, or re-enter it there sealed under the active key (keyturn encrypt)"
+            }
+            SkipReason::ReadOnlyFolder => {
+                "its folder is read-only, so the file cannot be replaced (a source-control server workspace?): make the folder writable (or check the file out) and run the upgrade again"
+            }
         })
     }
 }
@@ -230,6 +243,8 @@ enum Look {
     Text(Box<files::Opened>, Encoding),
     /// Not read as text: why, and the token texts found in it anyway.
     Skipped(SkipReason, Vec<String>),
+    /// A zip archive (a workbook, an image store), as read.
+    Zip(Box<files::Opened>),
 }
 
 /// Opens a file the walk found (never through a link) and tells text from
@@ -243,6 +258,9 @@ fn look(entry: &Entry) -> Result<Look, ProjectError> {
     if opened.bytes.len() as u64 > MAX_FILE {
         let count = count_rest(file, &opened.bytes).map_err(io(path))?;
         return Ok(Look::Skipped(SkipReason::TooLarge, vec![String::new(); count]));
+    }
+    if archive::is_zip(&opened.bytes) {
+        return Ok(Look::Zip(Box::new(opened)));
     }
     let encoding = Encoding::sniff(&opened.bytes);
     let probe = &opened.bytes[..opened.bytes.len().min(BINARY_PROBE)];
@@ -382,9 +400,18 @@ pub fn scan(roots: &[PathBuf], ring: &Keyring, progress: &mut dyn FnMut(Progress
                             }
                         }
                     }
-                    if upgrades > 0 {
+                    if upgrades > 0 && !writable_dir(&entry.path) {
+                        let file = relative(&entry.path);
+                        report.skipped.push(SkippedFile { file, reason: SkipReason::ReadOnlyFolder, tokens: upgrades });
+                    } else if upgrades > 0 {
                         report.upgraded += upgrades;
                         report.files_rewritten += 1;
+                        to_rewrite.push(entry);
+                    }
+                }
+                Look::Zip(opened) => {
+                    let rel = relative(&entry.path);
+                    if check_archive(&entry.path, &rel, &opened.bytes, ring, &mut report, &mut scan) {
                         to_rewrite.push(entry);
                     }
                 }
@@ -399,6 +426,90 @@ pub fn scan(roots: &[PathBuf], ring: &Keyring, progress: &mut dyn FnMut(Progress
         scan.plans.push(to_rewrite);
     }
     Ok(scan)
+}
+
+/// Judges the tokens inside the zip `bytes` (the file at `path`, `rel` in
+/// its project) into `report` and `scan`; whether the file is to be
+/// rewritten. Tokens where keyturn does not rewrite are listed as skipped
+/// per entry (`file!/entry`); a zip keyturn cannot read is skipped like any
+/// binary file, with the tokens its raw bytes show.
+fn check_archive(
+    path: &Path,
+    rel: &Path,
+    bytes: &[u8],
+    ring: &Keyring,
+    report: &mut ProjectReport,
+    scan: &mut Scan,
+) -> bool {
+    let Ok(found) = archive::scan(path, bytes) else {
+        report.files_skipped += 1;
+        let tokens = text::tokens_in_binary(bytes);
+        if !tokens.is_empty() {
+            report.skipped.push(SkippedFile {
+                file: rel.to_path_buf(),
+                reason: SkipReason::Binary,
+                tokens: tokens.len(),
+            });
+        }
+        for t in tokens {
+            let place = || format!("{} (skipped: {})", crate::display::path(path), SkipReason::Binary);
+            match ParsedToken::parse(&t).ok().map(|p| p.key_id()) {
+                Some(id) => scan.usage.entry(id).or_default().add(place),
+                None => scan.unknown.add(place),
+            }
+        }
+        return false;
+    };
+    report.files_scanned += 1;
+    let writable = writable_dir(path);
+    let mut upgrades = 0;
+    let mut stuck: BTreeMap<(String, SkipReason), usize> = BTreeMap::new();
+    for found in found.tokens {
+        report.tokens += 1;
+        let place = archive::place(path, &found.entry);
+        if let Ok(id) = ParsedToken::parse(&found.token).map(|p| p.key_id()) {
+            let place = || format!("{}:{}", crate::display::path(&place), found.line);
+            scan.usage.entry(id).or_default().add(place);
+        }
+        // A token keyturn cannot rewrite is work for a person whatever its key.
+        if !found.rewritable {
+            *stuck.entry((found.entry.clone(), SkipReason::InArchive)).or_default() += 1;
+            continue;
+        }
+        match judge(ring, &found.token) {
+            Verdict::Current => report.current += 1,
+            Verdict::Upgrade if !writable => {
+                *stuck.entry((found.entry.clone(), SkipReason::ReadOnlyFolder)).or_default() += 1;
+            }
+            Verdict::Upgrade => upgrades += 1,
+            Verdict::Unreadable(reason) => {
+                let file = archive::place(rel, &found.entry);
+                report.unreadable.push(Unreadable { file, line: found.line, reason });
+            }
+        }
+    }
+    for ((entry, reason), tokens) in stuck {
+        report.skipped.push(SkippedFile { file: archive::place(rel, &entry), reason, tokens });
+    }
+    if upgrades > 0 {
+        report.upgraded += upgrades;
+        report.files_rewritten += 1;
+    }
+    upgrades > 0
+}
+
+/// Whether keyturn can replace a file in the folder of `path`: a rename
+/// into a read-only folder fails, so such a file is listed, not written.
+#[cfg(unix)]
+fn writable_dir(path: &Path) -> bool {
+    path.parent().is_none_or(|dir| rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok())
+}
+
+/// On Windows a folder's read-only attribute does not stop a rename into
+/// it; the ACL decides, and the rename reports it.
+#[cfg(not(unix))]
+fn writable_dir(_path: &Path) -> bool {
+    true
 }
 
 /// Re-encrypts every token under a retired key in the projects at `roots`
@@ -516,11 +627,20 @@ const WRITERS: usize = 4;
 /// Rewrites one file if it still holds tokens to upgrade: read, rewrite,
 /// then replace, if the name still holds the file that was read.
 fn upgrade_file(entry: &Entry, ring: &Keyring) -> Result<Rewritten, ProjectError> {
-    let (opened, encoding) = match look(entry)? {
-        Look::Text(opened, encoding) => (opened, encoding),
+    let (opened, (rewritten, upgraded)) = match look(entry)? {
+        Look::Text(opened, encoding) => {
+            let rewritten = rewrite_in(&opened.bytes, encoding, ring);
+            (opened, rewritten)
+        }
+        Look::Zip(opened) if archive::is_workbook(&entry.path) => {
+            let path = &entry.path;
+            let rewritten = archive::rewrite(path, &opened.bytes, ring)
+                .map_err(|e| ProjectError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
+            (opened, rewritten)
+        }
+        Look::Zip(_) => return Ok(Rewritten::Done(0, false)),
         Look::Skipped(reason, tokens) => return Ok(Rewritten::Skipped(reason, tokens.len())),
     };
-    let (rewritten, upgraded) = rewrite_in(&opened.bytes, encoding, ring);
     if upgraded == 0 {
         return Ok(Rewritten::Done(0, false));
     }
@@ -604,5 +724,27 @@ mod tests {
         assert_eq!(new.open(&upgraded[0]).expect("opens").as_slice(), "pässwörd".as_bytes());
         let (again, n) = rewrite(out.as_bytes(), &new);
         assert_eq!((again.as_slice(), n), (out.as_bytes(), 0));
+    }
+
+    #[test]
+    fn a_colon_after_a_token_is_the_texts_own() {
+        let ring = Keyring::new(&key(1), &[]);
+        let t = ring.seal(b"pw");
+        let text = format!("password: {t}:\nurl: db://{t}:5432/x\nend: {t}.\n");
+        let found: Vec<&[u8]> = find_tokens(text.as_bytes()).map(|r| &text.as_bytes()[r]).collect();
+        assert_eq!(found, vec![t.as_bytes(); 3]);
+        let new = Keyring::new(&key(2), &[key(1)]);
+        let (out, n) = rewrite(text.as_bytes(), &new);
+        assert_eq!(n, 3);
+        let out = String::from_utf8(out).expect("utf-8");
+        assert!(out.starts_with("password: ktsec:1:") && out.contains(":\nurl: db://ktsec:1:"));
+        assert!(out.contains(":5432/x\nend: ktsec:1:") && out.ends_with(".\n"));
+        // A look-alike with too many fields ends at its third colon too.
+        let odd: Vec<&[u8]> = find_tokens(b"ktsec:1:2:3:4").map(|r| &b"ktsec:1:2:3:4"[r]).collect();
+        assert_eq!(odd, vec![b"ktsec:1:2:3".as_slice()]);
+        // Glued tokens are two candidates that do not overlap, both found.
+        let glued = format!("{t}{t}:ktsec:{t}");
+        let found: Vec<&str> = find_tokens(glued.as_bytes()).map(|r| &glued[r]).collect();
+        assert_eq!(found, vec![t.as_str(), t.as_str(), "ktsec:", t.as_str()]);
     }
 }

@@ -211,3 +211,57 @@ fn an_encryption_rollback_across_machines_reaches_every_member_through_join() {
     }
     assert!(audit(&first).iter().any(|l| l["event"] == "rollback"), "the rollback is in the audit log");
 }
+
+/// The wizard's Rollback, on the Rotation tab of a finished rotation: the
+/// previous key is active again and both keys' tokens open.
+#[test]
+fn the_wizards_rollback_button_goes_back_to_the_previous_key() {
+    use keyturn::keys::KeyKind;
+    use keyturn::store::Store;
+    use keyturn::store::home::Home;
+    use keyturn::system::clipboard::FakeClipboard;
+    use keyturn::tui::app::{App, Options, RotationControl};
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    fs::create_dir_all(&home).expect("mkdir");
+    fs::write(
+        home.join("keyturn.toml"),
+        "[components.scheduling]\n[components.storage]\n[components.execution]\n[components.app]\n",
+    )
+    .expect("write keyturn.toml");
+    let mut tokens = Vec::new();
+    for round in ["A", "B"] {
+        start(&home, "encryption", "single", &["--generate"]);
+        finish(&home);
+        tokens.push((encrypt(&home, round), round));
+    }
+    let b = fingerprint(&home, "encryption");
+    let home_ref = Home { dir: home.clone(), machine_wide: false };
+    let mut app = App::new(
+        home_ref.clone(),
+        Box::new(FakeClipboard::default()),
+        Options { background: false, wait: std::time::Duration::from_secs(5) },
+    );
+    let press = |app: &mut App, code: KeyCode| app.key(KeyEvent::new(code, KeyModifiers::NONE));
+    press(&mut app, KeyCode::Char('3'));
+    for _ in 0..RotationControl::ORDER.len() {
+        if app.rotation_focus == RotationControl::Rollback {
+            break;
+        }
+        press(&mut app, KeyCode::Tab);
+    }
+    assert_eq!(app.rotation_focus, RotationControl::Rollback, "Tab reaches Rollback on a finished rotation");
+    press(&mut app, KeyCode::Enter);
+    let rotation = app.rotation.as_ref().expect("a rotation");
+    assert!(rotation.rollback, "the wizard started a rollback: {}", app.status);
+    assert_eq!(rotation.old_fingerprint.to_string(), b);
+    assert!(app.status.contains("is active again") || app.status.contains("needs you"), "{}", app.status);
+    let store = Store::open(home_ref).expect("opens");
+    assert_eq!(store.active_key(KeyKind::Encryption).fingerprint(), rotation.new_fingerprint);
+    assert_ne!(rotation.new_fingerprint.to_string(), b);
+    for (token, value) in &tokens {
+        assert_opens(&home, token, value);
+    }
+}

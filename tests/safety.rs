@@ -3,6 +3,8 @@
 //! upgrade runs. Tokens are sealed through the library (fast); every change
 //! goes through the real binary.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::fs;

@@ -102,10 +102,10 @@ service = "kt-storage-not-installed"
 
 [components.app]
 TOML
-kt rotation plan communication; check "rotation plan communication" 0 "restart-scheduling|Scheduling"
-kt generate communication; tr -d '\r' <"$OUT" | head -1 >"$SMOKE/com2.key"
-kt rotation start communication --file "$(win "$SMOKE/com2.key")"; check "rotation start communication --file" 0 ""
-kt rotation run --wait 20; check "rotation run (stops at a step that needs a person)" 0 ""
+kt rotation plan communication --setup single; check "rotation plan communication" 0 "restart-scheduling|Scheduling"
+kt generate communication; tr -d '\r' <"$OUT" | head -1 >"$SMOKE/new-com.key"
+kt rotation start communication --setup single --file "$(win "$SMOKE/new-com.key")"; check "rotation start communication --file" 0 ""
+kt rotation run --wait 20; check "rotation run (stops at a step that needs a person: exit 3)" 3 "restart-storage"
 kt rotation status --json; tr -d '\r' <"$OUT" >"$SMOKE/rotation.json"
 python3 - "$SMOKE/rotation.json" >"$SMOKE/steps" <<'PY'
 import json, sys
@@ -125,7 +125,7 @@ wine sc stop kt-sched >/dev/null 2>&1; wine sc delete kt-sched >/dev/null 2>&1
 wine "$WIN_DIR/holdlock.exe" "$HOME_W\\keyturn.lock" 8000 >"$SMOKE/holder" 2>&1 &
 holder=$!
 for _ in $(seq 1 50); do grep -q locked "$SMOKE/holder" 2>/dev/null && break; sleep 0.2; done
-IN="$SMOKE/com.key" KEYTURN_LOCK_WAIT_MS=500 kt import communication; check "a second writer while the lock is held" 4 "lock|busy|holds"
+IN="$SMOKE/com.key" KEYTURN_LOCK_WAIT_MS=500 kt import communication; check "a second writer while the lock is held" 4 "another keyturn is changing the store"
 wait "$holder"
 
 # The default home: %ProgramData%\keyturn.

@@ -45,6 +45,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("projects add", "keyturn projects add ~/Projects/Checkout"),
     ("projects remove", "keyturn projects remove ~/Projects/Checkout"),
     ("projects list", "keyturn projects list"),
+    ("projects secrets", "keyturn projects secrets ~/Projects/Checkout\n  keyturn projects secrets --json"),
     ("keys", "keyturn keys purge"),
     ("keys purge", "keyturn keys purge            # refuses while a project still uses a retired key"),
     ("credentials", "keyturn credentials list"),

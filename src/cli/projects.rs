@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use color_eyre::eyre::{self, WrapErr};
 use keyturn::display;
+use keyturn::project::inventory::{self, Kind};
 use keyturn::project::{Progress, ProjectReport};
 use keyturn::store::Store;
 use keyturn::store::config_edit;
@@ -126,10 +127,56 @@ fn print_report(out: &mut impl Write, r: &ProjectReport, dry_run: bool) -> std::
     Ok(())
 }
 
+/// `projects secrets`: the inventory of the projects' secrets.
+pub fn secrets(store: &Store, paths: &[PathBuf], json: bool) -> eyre::Result<()> {
+    let roots = projects(store, paths)?;
+    let found = inventory::inventory(&roots, &store.keyring()).wrap_err("cannot list the secrets")?;
+    for file in &found.unparsed {
+        eprintln!(
+            "Warning: {}: not JSON keyturn can read, so its password steps and connection strings are not listed",
+            display::path(file)
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", display::json(&found)?)?;
+        return Ok(());
+    }
+    for project in &found.projects {
+        let what =
+            if project.test_studio { "Test Studio project" } else { "not a Test Studio project (no Settings.aiis)" };
+        writeln!(out, "{}  ({what})", display::path(&project.path))?;
+        let items: Vec<_> = found.items.iter().filter(|i| i.project == project.path).collect();
+        if items.is_empty() {
+            writeln!(out, "  no secrets found")?;
+        }
+        for item in items {
+            writeln!(out, "  {}", item.line_text_relative())?;
+        }
+    }
+    let count = |kind| found.of(kind).count();
+    eprintln!(
+        "{} keyturn tokens, {} password steps encrypted by Test Studio, {} password steps in plain text, {} connection strings, {} settings passwords.",
+        count(Kind::KeyturnToken),
+        count(Kind::TestStudioCipher),
+        count(Kind::PlaintextPassword),
+        count(Kind::ConnectionString),
+        count(Kind::SettingsPassword)
+    );
+    Ok(())
+}
+
 pub fn add(store: &Store, path: &Path) -> eyre::Result<()> {
     let dir = absolute(path)?;
     if !dir.is_dir() {
         return Err(Usage(format!("{}: not a directory; name a project directory", dir.display())).into());
+    }
+    if !inventory::is_test_studio_project(&dir) {
+        eprintln!(
+            "Note: {} has no {}, so it is not a Test Studio project; keyturn upgrades the tokens in it all the same.",
+            display::path(&dir),
+            inventory::SETTINGS_FILE
+        );
     }
     if config_edit::add_project(&store.home().dir, &dir)? {
         eprintln!("Project {} registered.", dir.display());
@@ -160,7 +207,8 @@ pub fn list(store: &Store) -> eyre::Result<()> {
         } else {
             "no git"
         };
-        writeln!(out, "{}\t{state}", display::path(&dir))?;
+        let kind = if inventory::is_test_studio_project(&dir) { "\tTest Studio project" } else { "" };
+        writeln!(out, "{}\t{state}{kind}", display::path(&dir))?;
     }
     Ok(())
 }

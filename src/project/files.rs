@@ -9,8 +9,6 @@
 use std::io::{self, Read};
 use std::path::Path;
 
-use crate::fault;
-
 /// Which file a name held when it was looked at: device and inode (on
 /// Windows, size and modification time, as std has no stable file id), with
 /// the size and modification time that tell an in-place change.
@@ -148,7 +146,7 @@ mod imp {
             rustix::fs::fchmod(&tmp, Mode::from_raw_mode(mode))?;
             tmp.write_all(bytes)?;
             tmp.sync_all()?;
-            fault::point("temporary file written");
+            crate::fault::point("temporary file written");
             // The name must still hold the very file that was read, as it
             // was read: not a link swapped in, not a file changed since.
             let now = match rustix::fs::statat(&opened.dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -166,7 +164,7 @@ mod imp {
                 return Ok(Outcome::Refused(Refused::Changed));
             }
             rustix::fs::renameat(&opened.dir, &tmp_name, &opened.dir, name)?;
-            fault::point("renamed");
+            crate::fault::point("renamed");
             rustix::fs::fsync(&opened.dir)?;
             Ok(Outcome::Done(()))
         })();
@@ -227,8 +225,25 @@ mod imp {
         if FileId::of(&now) != opened.id {
             return Ok(Outcome::Refused(Refused::Changed));
         }
+        // A rename over a file with the read-only attribute fails: the
+        // attribute is lifted for the rename and put on the new file after
+        // it (after a failed rename, back on the old one). A crash in
+        // between leaves the file whole, only without the attribute.
         let permissions = opened.meta.permissions();
-        crate::store::atomic::write_with(path, bytes, |tmp| std::fs::set_permissions(tmp, permissions))?;
+        let read_only = permissions.readonly();
+        let set_read_only = |on: bool| {
+            let mut p = permissions.clone();
+            p.set_readonly(on);
+            std::fs::set_permissions(path, p)
+        };
+        if read_only {
+            set_read_only(false)?;
+        }
+        let written = crate::store::atomic::write_with(path, bytes, |_| Ok(()));
+        if read_only {
+            set_read_only(true)?;
+        }
+        written?;
         Ok(Outcome::Done(()))
     }
 }

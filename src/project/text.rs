@@ -45,13 +45,32 @@ pub struct Found {
 }
 
 /// Where each token candidate is in `text` (UTF-8): every run starting
-/// `ktsec:`, up to the first byte outside the token alphabet. No boundary is
-/// required before it (`user:TOKEN@host`, `x=TOKEN`): a missed token would be
-/// a lost value after a purge, a look-alike is only reported.
+/// `ktsec:`, up to the first byte outside the token alphabet, the third `:`
+/// after the prefix (a token has three fields, version, key id and body, so
+/// a colon after the body is the text's own: YAML `key: TOKEN:` or
+/// `TOKEN:8080`), or the next `ktsec:` (two tokens glued together are two
+/// tokens; a token's body holds no `:`, so this never cuts a real one).
+/// Candidates never overlap. No boundary is required before one
+/// (`user:TOKEN@host`, `x=TOKEN`): a missed token would be a lost value
+/// after a purge, a look-alike is only reported.
 pub fn find_tokens(text: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
-    memchr::memmem::find_iter(text, token::PREFIX.as_bytes()).map(move |start| {
-        let len = text[start..].iter().take_while(|b| is_token_byte(**b)).count();
-        start..start + len
+    let mut starts = memchr::memmem::find_iter(text, token::PREFIX.as_bytes()).peekable();
+    std::iter::from_fn(move || {
+        let start = starts.next()?;
+        let mut colons = 0;
+        let body = start + token::PREFIX.len();
+        let len = text[body..]
+            .iter()
+            .take_while(|b| match **b {
+                b':' => {
+                    colons += 1;
+                    colons <= 2
+                }
+                b => is_token_byte(b),
+            })
+            .count();
+        let end = starts.peek().map_or(body + len, |next| (body + len).min(*next));
+        Some(start..end)
     })
 }
 

@@ -127,6 +127,12 @@ pub struct Facts {
     pub machines: Vec<(String, Vec<Role>)>,
     /// Step ids with a configured command.
     pub step_commands: Vec<String>,
+    /// The projects' password steps keyturn cannot upgrade (encrypted by
+    /// Test Studio itself, or stored in plain text), one line each, from the
+    /// secrets inventory (`keyturn projects secrets`).
+    pub password_steps: Vec<String>,
+    /// The projects' connection strings and settings passwords, one line each.
+    pub connection_strings: Vec<String>,
 }
 
 /// Why a procedure cannot be built.
@@ -241,6 +247,64 @@ fn upgrade(facts: &Facts, variant: Variant) -> Draft {
     .skip_unless(!facts.projects.is_empty(), "no project is registered here (keyturn projects add DIR)")
 }
 
+/// How many inventory lines a step's detail shows.
+const DETAIL_LINES: usize = 200;
+
+/// The inventory lines under a step's detail, one a line, cut at
+/// [`DETAIL_LINES`] with how many more there are.
+fn with_places(text: &str, places: &[String]) -> String {
+    let mut detail = String::from(text);
+    for place in places.iter().take(DETAIL_LINES) {
+        detail.push('\n');
+        detail.push_str(place);
+    }
+    if places.len() > DETAIL_LINES {
+        detail.push_str(&format!("\n... and {} more: keyturn projects secrets", places.len() - DETAIL_LINES));
+    }
+    detail
+}
+
+/// After a re-generated key the original has password steps re-recorded
+/// (9) and connection strings re-entered (10). keyturn's keyring upgrades
+/// its own tokens, but what Test Studio encrypted itself, and what sits in
+/// plain text, keyturn cannot carry over: these steps list them, from the
+/// secrets inventory, so the operator knows which tests and steps.
+fn regenerated_by_hand(facts: &Facts) -> Vec<Draft> {
+    let passwords = step(
+        "re-record-password-steps",
+        StepKind::Manual,
+        Action::Manual,
+        &[9],
+        "Re-record password steps",
+        &with_places(
+            "The original says to re-record every password step with Encrypt set after a re-generated key. keyturn upgraded its own tokens; the steps Test Studio encrypted itself (keyturn cannot open them) must be re-recorded, and those stored in plain text should be re-recorded with Encrypt set. Confirm when done:",
+            &facts.password_steps,
+        ),
+    )
+    .skip_unless(!facts.projects.is_empty(), "no project is registered here (keyturn projects add DIR)")
+    .skip_unless(
+        !facts.password_steps.is_empty(),
+        "no password step encrypted by Test Studio itself or stored in plain text in the registered projects; keyturn's own tokens are upgraded above",
+    );
+    let connections = step(
+        "re-enter-connection-strings",
+        StepKind::Manual,
+        Action::Manual,
+        &[10],
+        "Re-enter connection strings",
+        &with_places(
+            "The original says to re-enter the connection strings of data-driven tests after a re-generated key. keyturn upgraded the tokens inside them; re-enter in Test Studio each one it saved encrypted itself or in plain text, and the passwords in Settings.aiis. Confirm when done:",
+            &facts.connection_strings,
+        ),
+    )
+    .skip_unless(!facts.projects.is_empty(), "no project is registered here (keyturn projects add DIR)")
+    .skip_unless(
+        !facts.connection_strings.is_empty(),
+        "no connection string or settings password in the registered projects",
+    );
+    vec![passwords, connections]
+}
+
 /// The id of the step in which roster machine `name` takes the key: the one
 /// place it is spelled (find the step with `Rotation::machine_step`).
 pub fn machine_step_id(name: &str) -> String {
@@ -318,6 +382,9 @@ pub fn build(kind: KeyKind, setup: Setup, variant: Variant, facts: &Facts) -> Re
             ));
             drafts.extend(credentials(facts, variant));
             drafts.push(upgrade(facts, variant));
+            if variant == Variant::Regenerated {
+                drafts.extend(regenerated_by_hand(facts));
+            }
             if setup == Setup::Multi {
                 drafts.push(
                     step(
@@ -573,5 +640,40 @@ mod tests {
         assert!(skipped.iter().any(|(id, _)| *id == "upgrade-projects"));
         let upgrade = steps.iter().find(|s| s.id == "upgrade-projects").expect("upgrade step");
         assert!(upgrade.detail.contains("original makes them inaccessible"));
+        assert!(skipped.iter().any(|(id, r)| *id == "re-record-password-steps" && r.contains("no project")));
+    }
+
+    #[test]
+    fn a_regenerated_key_lists_the_steps_to_redo() {
+        let facts = Facts {
+            projects: vec!["/p".into()],
+            password_steps: vec![
+                "/p/Tests/Login.tstest:12  test-studio-cipher  Login > Enter text '*****' in 'Password'".into(),
+            ],
+            ..Facts::default()
+        };
+        let steps = build(KeyKind::Encryption, Setup::Single, Variant::Regenerated, &facts).expect("builds");
+        let record = steps.iter().find(|s| s.id == "re-record-password-steps").expect("step");
+        assert_eq!(record.state, StepState::Pending);
+        assert!(record.confirmable);
+        assert!(
+            record
+                .detail
+                .ends_with("\n/p/Tests/Login.tstest:12  test-studio-cipher  Login > Enter text '*****' in 'Password'")
+        );
+        let enter = steps.iter().find(|s| s.id == "re-enter-connection-strings").expect("step");
+        assert!(matches!(&enter.state, StepState::Skipped { reason, .. } if reason.contains("no connection string")));
+        let first = build(KeyKind::Encryption, Setup::Single, Variant::FirstCustom, &facts).expect("builds");
+        assert!(first.iter().all(|s| !s.id.starts_with("re-")), "the first custom key upgrades everything");
+        let many = Facts { password_steps: (0..250).map(|i| format!("line {i}")).collect(), ..facts };
+        let steps = build(
+            KeyKind::Encryption,
+            Setup::Multi,
+            Variant::Regenerated,
+            &Facts { machines: vec![("exec-01".into(), vec![Role::Execution])], ..many },
+        )
+        .expect("builds");
+        let record = steps.iter().find(|s| s.id == "re-record-password-steps").expect("step");
+        assert!(record.detail.contains("line 199\n... and 50 more: keyturn projects secrets"));
     }
 }

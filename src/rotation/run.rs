@@ -74,6 +74,8 @@ pub fn facts(store: &Store) -> Facts {
             .collect(),
         machines: config.machines.iter().map(|m| (m.name.clone(), m.roles.clone())).collect(),
         step_commands: config.steps.keys().cloned().collect(),
+        password_steps: Vec::new(),
+        connection_strings: Vec::new(),
     }
 }
 
@@ -91,7 +93,14 @@ pub fn variant(store: &Store, kind: KeyKind, reset: bool) -> Result<Variant, Run
 /// The checklist a rotation would follow here, changing nothing.
 pub fn plan(store: &Store, kind: KeyKind, setup: Setup, reset: bool) -> Result<(Variant, Vec<Step>), RunError> {
     let variant = variant(store, kind, reset)?;
-    Ok((variant, procedure::build(kind, setup, variant, &facts(store))?))
+    let mut facts = facts(store);
+    if variant == Variant::Regenerated {
+        // The steps to redo by hand list the projects' secrets inventory.
+        let lines = project::inventory::for_checklist(&facts.projects, &store.keyring());
+        facts.password_steps = lines.password_steps;
+        facts.connection_strings = lines.connection_strings;
+    }
+    Ok((variant, procedure::build(kind, setup, variant, &facts)?))
 }
 
 fn component<'s>(store: &'s Store, id: &str) -> Option<&'s Component> {

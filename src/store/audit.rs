@@ -87,7 +87,7 @@ impl AuditLine<'_> {
 fn append_bytes(path: &Path, line: &[u8]) -> Result<(), StoreError> {
     let io = |source| StoreError::Io { path: path.to_path_buf(), source };
     let mut options = OpenOptions::new();
-    options.append(true).create(true);
+    options.read(true).append(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     #[cfg(unix)]
@@ -95,7 +95,27 @@ fn append_bytes(path: &Path, line: &[u8]) -> Result<(), StoreError> {
     let mut file = options.open(path).map_err(io)?;
     // Others who can write the log can forge or erase its history.
     super::file::check_open(path, &file, super::file::Guard::Trusted)?;
-    file.write_all(line).and_then(|()| file.sync_data()).map_err(io)
+    // A crash can leave a last line without its line break; the new line
+    // starts on a line of its own, so it is never glued onto the torn one.
+    let torn = torn_tail(&mut file).map_err(io)?;
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    if torn {
+        bytes.push(b'\n');
+    }
+    bytes.extend_from_slice(line);
+    file.write_all(&bytes).and_then(|()| file.sync_data()).map_err(io)
+}
+
+/// Whether the log's last byte is something other than a line break.
+fn torn_tail(file: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 /// The highest transition number of rotation `id` already in the log, read
@@ -131,4 +151,29 @@ pub fn max_seq(log: &[u8], id: &str) -> u64 {
         .filter_map(|seen| seen.seq)
         .max()
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_after_a_torn_one_starts_on_its_own_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        }
+        let path = dir.path().join(AUDIT_FILE);
+        append_bytes(&path, b"{\"first\":1}\n").expect("first line");
+        // A crash cut the second line short: no line break.
+        append_bytes(&path, b"{\"torn\":").expect("torn line");
+        append_bytes(&path, b"{\"third\":3}\n").expect("third line");
+        let text = std::fs::read_to_string(&path).expect("read log");
+        assert_eq!(text, "{\"first\":1}\n{\"torn\":\n{\"third\":3}\n");
+        append_bytes(&path, b"{\"fourth\":4}\n").expect("fourth line");
+        let text = std::fs::read_to_string(&path).expect("read log");
+        assert!(text.ends_with("{\"third\":3}\n{\"fourth\":4}\n"), "no blank line added after a whole one: {text:?}");
+    }
 }

@@ -37,6 +37,10 @@ pub fn edited(original: &str, change: impl FnOnce(&mut DocumentMut) -> bool) -> 
         return Ok(None);
     }
     let edited = doc.to_string();
+    // toml_edit writes line feeds: a file with CRLF line endings (Notepad)
+    // keeps them.
+    let crlf = original.contains("\r\n") && !original.replace("\r\n", "").contains('\n');
+    let edited = if crlf { edited.replace("\r\n", "\n").replace('\n', "\r\n") } else { edited };
     toml::from_str::<Config>(&edited)
         .map_err(|e| format!("the edit would make it invalid ({}); nothing was written", e.message()))?;
     Ok(Some(edited))

@@ -130,17 +130,20 @@ pub enum RotationControl {
     Skip,
     Enter,
     Abort,
+    /// After a finished or aborted rotation: back to the previous key.
+    Rollback,
 }
 
 impl RotationControl {
     /// All, in focus order.
-    pub const ORDER: [RotationControl; 6] = [
+    pub const ORDER: [RotationControl; 7] = [
         RotationControl::Steps,
         RotationControl::Run,
         RotationControl::Confirm,
         RotationControl::Skip,
         RotationControl::Enter,
         RotationControl::Abort,
+        RotationControl::Rollback,
     ];
 }
 
@@ -476,7 +479,12 @@ impl App {
     /// Whether a Rotation tab control can be used now.
     pub fn rotation_enabled(&self, control: RotationControl) -> bool {
         let Some(rotation) = self.rotation.as_ref().filter(|r| r.is_open()) else {
-            return control == RotationControl::Steps && self.rotation.is_some();
+            let closed = self.rotation.is_some();
+            return match control {
+                RotationControl::Steps => closed,
+                RotationControl::Rollback => closed && self.work.is_none(),
+                _ => false,
+            };
         };
         let current = rotation.current();
         let idle = self.work.is_none();
@@ -489,6 +497,7 @@ impl App {
                 idle && current.is_some_and(|s| matches!(s.kind, StepKind::Credential | StepKind::PerMachine))
             }
             RotationControl::Abort => idle,
+            RotationControl::Rollback => false,
         }
     }
 
@@ -939,6 +948,31 @@ impl App {
         }
     }
 
+    /// Starts a rollback of the closed rotation's key: the previous key
+    /// becomes active again through the same checklist, which then runs.
+    fn rollback_rotation(&mut self) {
+        let Some((kind, setup)) = self.rotation.as_ref().filter(|r| !r.is_open()).map(|r| (r.kind, r.setup)) else {
+            return;
+        };
+        let result = self.store().and_then(|mut store| {
+            runner::start_rollback(&mut store, kind, setup, &self.edge).map_err(|e| e.to_string())
+        });
+        match result {
+            Ok(rotation) => {
+                self.status = format!(
+                    "Rolled back: {} is active again ({} stays kept). The rotation continues: Run checks the next steps.",
+                    rotation.new_fingerprint, rotation.old_fingerprint
+                );
+                self.rotation = Some(rotation);
+                self.selected = 0;
+                self.reload();
+                self.rotation_focus = RotationControl::Run;
+                self.run_rotation();
+            }
+            Err(e) => self.status = format!("Not rolled back: {e}"),
+        }
+    }
+
     /// Runs the rotation's steps until one needs a person: on a thread,
     /// watched through the channel, so the wizard stays responsive.
     pub fn run_rotation(&mut self) {
@@ -1112,6 +1146,7 @@ impl App {
                             error: None,
                         });
                     }
+                    RotationControl::Rollback => self.rollback_rotation(),
                 }
             }
             _ => {}

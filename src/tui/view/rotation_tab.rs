@@ -86,7 +86,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     frame.render_widget(Paragraph::new(lines).block(block(&shown, theme)), list);
     if let Some(step) = rotation.steps.get(app.selected) {
         let seeds: Vec<String> = step.seed_steps.iter().map(ToString::to_string).collect();
-        let mut text = vec![Line::raw(step.detail.clone())];
+        let mut text: Vec<Line> = step.detail.lines().map(|l| Line::raw(l.to_string())).collect();
         if let Some(evidence) = step.state.evidence() {
             let label = match step.state {
                 StepState::Done { .. } => "Evidence",
@@ -130,7 +130,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
     }
     let control =
         |c: RotationControl, label: &str| button(label, app.rotation_focus == c, app.rotation_enabled(c), theme);
-    let row = Line::from(vec![
+    let mut row = vec![
         Span::raw(" "),
         control(RotationControl::Run, "Run"),
         Span::raw(" "),
@@ -141,7 +141,12 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
         control(RotationControl::Enter, app.enter_label()),
         Span::raw(" "),
         control(RotationControl::Abort, "Abort"),
-    ]);
+    ];
+    // A finished or aborted rotation can be rolled back.
+    if !rotation.is_open() {
+        row.extend([Span::raw(" "), control(RotationControl::Rollback, "Rollback")]);
+    }
+    let row = Line::from(row);
     frame.render_widget(row, buttons);
 }
 
