@@ -4,6 +4,7 @@
 mod copy;
 mod credentials;
 mod fleet;
+mod help;
 mod input;
 mod keys;
 mod projects;
@@ -31,6 +32,7 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const NOT_FINISHED: u8 = 3;
     pub const BUSY: u8 = 4;
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Debug, Parser)]
@@ -54,6 +56,12 @@ struct Cli {
 enum Command {
     /// The wizard on a throwaway home with a sample project, credentials, services and machines.
     Demo,
+    /// A demo's stand-in service: runs until the demo process PID ends.
+    #[command(hide = true)]
+    DemoStandin {
+        #[arg(long, value_name = "PID")]
+        watch: u32,
+    },
     /// Both keys: default or custom, fingerprint, age.
     Status {
         /// Print the documented JSON shape instead of text.
@@ -121,6 +129,13 @@ enum Command {
     /// The roster of other machines and the fleet's status.
     #[command(subcommand)]
     Machines(MachinesCommand),
+    /// Print the shell completion script for bash, zsh, fish or powershell.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), made from the same definitions as --help.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -372,6 +387,11 @@ impl From<Kind> for KeyKind {
 #[error("{0}")]
 pub struct Usage(pub String);
 
+/// Ctrl-C ended the wizard: exit 130, as a shell reports SIGINT.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted (Ctrl-C)")]
+pub struct Interrupted;
+
 /// Work remains for a person: exit 3.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -387,7 +407,10 @@ pub fn main() -> ExitCode {
         );
         return ExitCode::from(exit::USAGE);
     }
-    let cli = match Cli::try_parse_from(&args) {
+    let cli = match help::command().try_get_matches_from(&args).and_then(|m| {
+        use clap::FromArgMatches as _;
+        Cli::from_arg_matches(&m)
+    }) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
@@ -411,7 +434,8 @@ pub fn main() -> ExitCode {
                     message.push(cause);
                 }
             }
-            // Standard error may fail too (2>/dev/full): then exit 1 says it.
+            // Standard error may fail too (2>/dev/full, a terminal that went
+            // away): never a panic; then exit 1 says it.
             let _ = writeln!(std::io::stderr(), "keyturn: error: {}", message.join(": "));
             ExitCode::from(exit_code(&report))
         }
@@ -480,6 +504,9 @@ fn exit_code(report: &eyre::Report) -> u8 {
         if cause.downcast_ref::<NotFinished>().is_some() {
             return exit::NOT_FINISHED;
         }
+        if cause.downcast_ref::<Interrupted>().is_some() {
+            return exit::INTERRUPTED;
+        }
         let store_error = cause
             .downcast_ref::<StoreError>()
             .or_else(|| cause.downcast_ref::<keyturn::store::UpgradeError>().and_then(|e| e.store()))
@@ -511,6 +538,25 @@ fn run(cli: Cli) -> eyre::Result<()> {
     };
     match command {
         Command::Demo => demo(cli.ascii),
+        // Made in memory, then written: clap_complete panics on a write
+        // error (a closed pipe), keyturn says it.
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut help::command(), "keyturn", &mut script);
+            Ok(std::io::stdout().write_all(&script).wrap_err("the completion script could not be written")?)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(help::command()).render(&mut page)?;
+            Ok(std::io::stdout().write_all(&page).wrap_err("the man page could not be written")?)
+        }
+        Command::DemoStandin { watch } => {
+            #[cfg(unix)]
+            keyturn::demo::standin(watch);
+            #[cfg(not(unix))]
+            let _ = watch;
+            Ok(())
+        }
         Command::Generate { kind } => keys::generate(kind.into()),
         Command::Status { json } => keys::status(&open()?, json),
         Command::Import { kind, file } => keys::import(&mut open()?, kind.into(), file.as_deref()),
@@ -572,8 +618,14 @@ fn wizard(home: Home, ascii: bool, wait: std::time::Duration, on_hangup: Box<dyn
         )
         .into());
     }
+    if let Some(refusal) = keyturn::tui::terminal_refusal(std::env::var("TERM").ok().as_deref()) {
+        return Err(Usage(refusal).into());
+    }
     watch_hangup(on_hangup);
-    Ok(keyturn::tui::run(home, ascii, wait)?)
+    match keyturn::tui::run(home, ascii, wait)? {
+        keyturn::tui::Ended::Quit => Ok(()),
+        keyturn::tui::Ended::Interrupted => Err(Interrupted.into()),
+    }
 }
 
 #[cfg(unix)]
@@ -598,14 +650,16 @@ fn demo(ascii: bool) -> eyre::Result<()> {
     let me = std::env::current_exe().wrap_err("cannot find the keyturn binary for the demo's services")?;
     let demo = keyturn::demo::create(&me).wrap_err("cannot build the demo")?;
     let dir = demo.path().to_path_buf();
+    let dir_shown = dir.display().to_string();
     let result = wizard(
         demo.home(),
         ascii,
         std::time::Duration::from_secs(15),
         Box::new(move || keyturn::demo::cleanup(&dir, true)),
     );
-    eprintln!("The demo home {} and its stand-in services are gone.", demo.path().display());
+    keyturn::demo::cleanup(demo.path(), true);
     drop(demo);
+    let _ = writeln!(std::io::stderr(), "The demo home {dir_shown} and its stand-in services are gone.");
     result
 }
 

@@ -47,6 +47,11 @@ impl Drop for Demo {
 /// what dropping it does, for a process about to die of a signal (a closed
 /// terminal, a dropped SSH session), which runs no destructors.
 pub fn cleanup(dir: &Path, remove: bool) {
+    // A hangup runs this on the signal's thread while the wizard's thread
+    // runs it too (its terminal is gone): one at a time, so neither ends
+    // the process in the middle of the other's removal.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     for (_, name) in STANDINS {
         stop(dir, name);
     }
@@ -127,30 +132,30 @@ pub fn create(keyturn: &Path) -> io::Result<Demo> {
     Ok(demo)
 }
 
-/// Writes the stand-in services: a copy of `sleep` under the component's
-/// name, a start script that loads the published keys then starts it, a
-/// restart script, and a check that prints the fingerprints it loaded.
+/// Writes the stand-in services: keyturn itself under the component's name
+/// (a link, so the process is called that), waiting for the demo to end
+/// (`keyturn demo-standin --watch PID`), a start script that loads the
+/// published keys then starts it, a restart script, and a check that prints
+/// the fingerprints it loaded. A stand-in dies with the demo however the
+/// demo ends, SIGKILL included, so the next demo never finds an old one.
 #[cfg(unix)]
 fn standins(root: &Path, keyturn: &Path) -> io::Result<String> {
     use std::os::unix::fs::PermissionsExt;
-    let sleep = ["/bin/sleep", "/usr/bin/sleep"].into_iter().map(std::path::PathBuf::from).find(|p| p.exists());
-    let Some(sleep) = sleep else {
-        return Ok(empty_components());
-    };
     let mut config = String::new();
     for dir in ["bin", "run", "loaded"] {
         fs::create_dir_all(root.join(dir))?;
     }
+    write(&root.join("run").join("demo.pid"), &format!("{}\n", std::process::id()))?;
     let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
     for (id, name) in STANDINS {
-        fs::copy(&sleep, root.join("bin").join(name))?;
+        std::os::unix::fs::symlink(keyturn, root.join("bin").join(name))?;
         let start = root.join(format!("start-{name}.sh"));
         let restart = root.join(format!("restart-{name}.sh"));
         let check = root.join(format!("check-{name}.sh"));
         write(
             &start,
             &format!(
-                "#!/bin/sh\n# Stand-in for the {id} component: loads the published keys at start.\ncd {root}\ncp pub/encryption.key loaded/{name}-encryption.key\ncp pub/communication.key loaded/{name}-communication.key\nnohup bin/{name} 86400 >/dev/null 2>&1 &\necho $! > run/{name}.pid\n",
+                "#!/bin/sh\n# Stand-in for the {id} component: loads the published keys at start.\ncd {root}\ncp pub/encryption.key loaded/{name}-encryption.key\ncp pub/communication.key loaded/{name}-communication.key\nnohup bin/{name} demo-standin --watch \"$(cat run/demo.pid)\" >/dev/null 2>&1 &\necho $! > run/{name}.pid\n",
                 root = quote(root)
             ),
         )?;
@@ -212,4 +217,25 @@ fn start_standins(root: &Path) -> io::Result<()> {
 #[cfg(not(unix))]
 fn start_standins(_root: &Path) -> io::Result<()> {
     Ok(())
+}
+
+/// A stand-in's life: until the process `demo` ends (at most a day, as a
+/// stand-in has never needed longer). On Linux it waits on a pidfd, which
+/// costs nothing while waiting; elsewhere it looks once a second.
+#[cfg(unix)]
+pub fn standin(demo: u32) {
+    let Some(pid) = rustix::process::Pid::from_raw(i32::try_from(demo).unwrap_or(0)) else { return };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        use rustix::event::{PollFd, PollFlags, poll};
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let day = rustix::event::Timespec { tv_sec: 86_400, tv_nsec: 0 };
+        // Readable when the process has ended; an interrupted wait retries.
+        while let Err(rustix::io::Errno::INTR) = poll(&mut fds, Some(&day)) {}
+        return;
+    }
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(86_400);
+    while rustix::process::test_kill_process(pid).is_ok() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }

@@ -115,12 +115,9 @@ pub fn fleet_status(
         .iter()
         .zip(answers)
         .map(|(m, (answer, answered_at))| {
-            let rollout = rotation
-                .as_ref()
-                .and_then(|r| r.steps.iter().find(|s| s.id == format!("machine-{}", m.name)))
-                .map(|s| {
-                    format!("{}{}", s.state.name(), s.state.evidence().map(|e| format!(": {e}")).unwrap_or_default())
-                });
+            let rollout = rotation.as_ref().and_then(|r| r.machine_step(&m.name)).map(|s| {
+                format!("{}{}", s.state.name(), s.state.evidence().map(|e| format!(": {e}")).unwrap_or_default())
+            });
             let (status, error) = match answer {
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(e)),

@@ -425,6 +425,7 @@ pub fn config_edit(data: &[u8]) {
 /// and the key field accepts a key only where the CLI accepts that key.
 pub fn paste(data: &[u8]) {
     use crate::tui::app::{App, Dialog, InputPurpose, KEY_FIELD_MAX, LINE_MAX, Options};
+    use crate::tui::field::LineEdit;
     use crate::tui::keymap::Action;
     thread_local! {
         static APP: std::cell::RefCell<Option<(tempfile::TempDir, App)>> = const { std::cell::RefCell::new(None) };
@@ -462,7 +463,7 @@ pub fn paste(data: &[u8]) {
         app.tab = crate::tui::app::Tab::Communication;
         let pane = 1;
         app.update(Action::Paste(text.clone()));
-        let field = app.panes[pane].field.to_string();
+        let field = app.panes[pane].field.text().to_string();
         assert!(field.len() <= KEY_FIELD_MAX, "the key field holds {} bytes", field.len());
         let wizard = Key::parse(KeyKind::Communication, &field).ok();
         if let Some(key) = &cli {
@@ -472,18 +473,20 @@ pub fn paste(data: &[u8]) {
             return;
         }
         for dialog in [
-            Dialog::Input { purpose: InputPurpose::AbortReason, value: String::new() },
+            Dialog::Input { purpose: InputPurpose::AbortReason, value: LineEdit::new(LINE_MAX), error: None },
             Dialog::Credential {
                 name: crate::store::credentials::CredentialName::Git,
-                user: String::new(),
-                secret: Default::default(),
+                user: LineEdit::new(LINE_MAX),
+                secret: LineEdit::new(LINE_MAX),
                 on_secret: false,
+                error: None,
             },
             Dialog::Credential {
                 name: crate::store::credentials::CredentialName::Smtp,
-                user: String::new(),
-                secret: Default::default(),
+                user: LineEdit::new(LINE_MAX),
+                secret: LineEdit::new(LINE_MAX),
                 on_secret: true,
+                error: None,
             },
         ] {
             app.dialog = Some(dialog);
@@ -491,9 +494,10 @@ pub fn paste(data: &[u8]) {
             app.update(Action::Paste(text.clone()));
             match &app.dialog {
                 Some(Dialog::Input { value, .. }) => {
-                    assert!(value.len() <= LINE_MAX, "a line of {} bytes", value.len())
+                    assert!(value.text().len() <= LINE_MAX, "a line of {} bytes", value.text().len())
                 }
                 Some(Dialog::Credential { user, secret, .. }) => {
+                    let (user, secret) = (user.text(), secret.text());
                     assert!(user.len() <= LINE_MAX && secret.len() <= LINE_MAX, "a credential over the cap");
                     assert!(!user.chars().chain(secret.chars()).any(char::is_control), "a control character kept");
                 }

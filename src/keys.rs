@@ -356,10 +356,16 @@ fn wrong_length_message(bytes: usize) -> String {
 }
 
 /// Pasted or typed key text with what a console adds taken out: the line
-/// breaks of a wrapped line and the spaces around each line. The one
-/// normalisation shared by `Key::parse` (the CLI) and the wizard's paste.
+/// breaks of a wrapped line (`\n`, `\r\n`, or a lone `\r` as terminals
+/// send a bracketed paste) and the spaces around each line, such as the
+/// padding before the break. The one normalisation shared by `Key::parse`
+/// (the CLI) and the wizard's paste.
 pub fn unwrapped(input: &str) -> Zeroizing<String> {
-    Zeroizing::new(input.lines().map(str::trim).collect::<String>())
+    let mut out = Zeroizing::new(String::with_capacity(input.len().min(MAX_INPUT)));
+    for line in input.split(['\n', '\r']) {
+        out.push_str(line.trim());
+    }
+    out
 }
 
 /// Reads key text from raw input bytes: UTF-8 (with or without a byte-order
@@ -502,6 +508,25 @@ mod tests {
         assert_eq!(Key::parse(KeyKind::Encryption, &text), Ok(key.clone()));
         let wrapped = format!("  \r\n{}   \r\n{}\n\n", &text[..30], &text[30..]);
         assert_eq!(Key::parse(KeyKind::Encryption, &wrapped), Ok(key));
+    }
+
+    #[test]
+    fn a_console_wrapped_paste_compacts_to_the_key() {
+        // 30 characters, six padding spaces, the break (as a terminal sends
+        // a bracketed paste: \r), the rest: what the wizard's field receives.
+        let key = Key::generate(KeyKind::Communication).expect("random");
+        let text = key.to_text();
+        for newline in ["\n", "\r", "\r\n"] {
+            let pasted = format!("{}      {newline}{}", &text[..30], &text[30..]);
+            assert_eq!(unwrapped(&pasted).as_str(), text.as_str());
+            assert_eq!(Key::parse(KeyKind::Communication, &pasted), Ok(key.clone()));
+        }
+        // Spaces inside a line are not a console's: still refused.
+        let spaced = format!("{} {}", &text[..30], &text[30..]);
+        assert!(matches!(
+            Key::parse(KeyKind::Communication, &spaced),
+            Err(KeyTextError::InvalidCharacter { position: 31 })
+        ));
     }
 
     #[test]

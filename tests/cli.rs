@@ -1559,3 +1559,53 @@ fn the_lock_file_is_not_writable_by_others_under_umask_000() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(mode(&home.join("keyturn.lock")) & 0o022, 0, "mode {:o}", mode(&home.join("keyturn.lock")));
 }
+
+// ---------------------------------------------------------------------------
+// Issue 13: help, completions, the man page, the CLI's own words
+// ---------------------------------------------------------------------------
+
+#[test]
+fn help_has_examples_exit_codes_and_the_environment() {
+    let (_tmp, home) = fresh();
+    for args in [&["--help"][..], &["rotation", "start", "--help"], &["machines", "status", "--help"]] {
+        let out = kt(&home, args, "");
+        let help = out.ok_quiet();
+        for needed in
+            ["Examples:", "Exit codes:", "  3  not finished", "KEYTURN_HOME", "NO_COLOR", "KEYTURN_LOCK_WAIT_MS"]
+        {
+            assert!(help.contains(needed), "keyturn {args:?}: {needed} missing:\n{help}");
+        }
+    }
+}
+
+#[test]
+fn completions_for_four_shells_and_a_man_page() {
+    let (_tmp, home) = fresh();
+    for (shell, marker) in [
+        ("bash", "_keyturn()"),
+        ("zsh", "#compdef keyturn"),
+        ("fish", "complete -c keyturn"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let script = kt(&home, &["completions", shell], "").ok_quiet().to_string();
+        assert!(script.contains(marker), "{shell}: {marker} missing");
+        assert!(script.contains("rotation"), "{shell}: the subcommands are completed");
+    }
+    kt(&home, &["completions", "tcsh"], "").code.eq(&2).then_some(()).expect("an unknown shell is wrong usage");
+    let man = kt(&home, &["man"], "").ok_quiet().to_string();
+    assert!(man.contains(".TH keyturn 1") && man.contains("rotation"), "{man}");
+    assert!(!home.exists(), "help, completions and man touch no store");
+}
+
+#[test]
+fn rotation_words_are_the_labels_and_the_operator_has_a_name() {
+    let (_tmp, home) = fresh();
+    let plan = kt(&home, &["rotation", "plan", "encryption", "--setup", "single"], "");
+    assert!(plan.stdout_str().contains("(single machine, first custom key)"), "{plan:?}");
+    let start = kt(&home, &["rotation", "start", "communication", "--setup", "single", "--generate"], "");
+    assert_eq!(start.code, 0, "{start:?}");
+    assert!(start.stderr.contains("single machine, import: started"), "{start:?}");
+    assert!(!start.stderr.contains("open started"), "{start:?}");
+    let audit = fs::read_to_string(home.join("audit.log")).expect("audit log");
+    assert!(!audit.contains("\"operator\":\"uid "), "a user name, not a uid, where the system knows it: {audit}");
+}

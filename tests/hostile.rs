@@ -170,7 +170,7 @@ fn a_pasted_escape_never_reaches_the_key_field() {
         Options { background: false, wait: std::time::Duration::from_secs(1) },
     );
     app.update(Action::Paste("kt1:enc:\u{1b}[2Jabc\u{7}\r\ndef".into()));
-    assert_eq!(app.panes[0].field.as_str(), "kt1:enc:[2Jabcdef");
+    assert_eq!(app.panes[0].field.text(), "kt1:enc:[2Jabcdef");
 }
 
 /// Whether `text` holds a character that would act on the terminal or draw

@@ -667,7 +667,8 @@ fn encryption_rotations_first_custom_then_regenerated_with_execution_client_proj
     let pid_a = exec.launch();
 
     let plan = text(&ok(&home, &["rotation", "plan", "encryption", "--setup", "single"]).stdout);
-    assert!(plan.contains("FirstCustom"), "{plan}");
+    assert!(plan.contains("(single machine, first custom key)"), "the labels, not internal names: {plan}");
+    assert!(!plan.contains("FirstCustom") && !plan.contains("Single setup"), "{plan}");
 
     // --- First custom key (from the default).
     let key_a = generate(root, "encryption", "a.key");
@@ -1497,7 +1498,13 @@ fn multiple_machines_in_the_originals_order_checked_off_by_fingerprint() {
     );
 
     // A machine step is checked off by the fingerprint that machine shows.
-    refused(home, &["rotation", "confirm", "machine-exec-01"], 1, &["checked off by evidence"]);
+    // Without one: the exact line to type, not `rotation run` (issue 13).
+    refused(
+        home,
+        &["rotation", "confirm", "machine-exec-01"],
+        2,
+        &["keyturn rotation confirm machine-exec-01 --fingerprint FP", "keyturn fingerprint communication"],
+    );
     refused(
         home,
         &["rotation", "confirm", "machine-exec-01", "--fingerprint", DEFAULT_COM_FP],

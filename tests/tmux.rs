@@ -30,6 +30,8 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(20);
 /// The key-hint line of the tabs: the last line of every complete frame.
 const HINTS: &str = "Tab/S-Tab move  Enter press  <-/-> or 1-4 tabs  ? keys  q quit";
+/// The key-hint line of the Rotation tab (its detail box scrolls).
+const ROTATION_HINTS: &str = "Tab/S-Tab move  Enter press  <-/-> tabs  PgUp/PgDn detail  ? keys  q quit";
 /// The key-hint line's row at 80x24; the status line is just above it (it
 /// may wrap over the two rows above).
 const HINT_ROW: usize = 23;
@@ -117,6 +119,19 @@ impl Tmux {
 
     /// Starts keyturn with `args` and the variables `env` in a pane.
     fn start_with(env: &[(&str, &str)], args: &[&str], width: u16, height: u16, ready: &str) -> Tmux {
+        Tmux::start_configured(env, args, width, height, ready, &[])
+    }
+
+    /// As `start_with`, with tmux commands (`set-option ...`) run on the
+    /// server before keyturn starts.
+    fn start_configured(
+        env: &[(&str, &str)],
+        args: &[&str],
+        width: u16,
+        height: u16,
+        ready: &str,
+        setup: &[&[&str]],
+    ) -> Tmux {
         let n = SERVERS.fetch_add(1, Ordering::SeqCst);
         let mut tmux = Tmux {
             socket: format!("kt-test-{}-{n}", std::process::id()),
@@ -143,6 +158,9 @@ impl Tmux {
         tmux.socket_path = Some(PathBuf::from(tmux.display("#{socket_path}")));
         let pipe = format!("cat >> {}", quote(&path_str(&tmux.file("raw"))));
         tmux.ok(&["pipe-pane", "-t", "kt", "-o", &pipe]);
+        for command in setup {
+            tmux.ok(command);
+        }
         tmux.keys(&["Enter"]);
         tmux.wait_for(ready, |screen| screen.contains(ready));
         tmux
@@ -250,6 +268,11 @@ impl Tmux {
     /// Quits with `q` and waits until keyturn has ended; its exit code.
     fn quit(&self) -> i32 {
         self.keys(&["q"]);
+        self.exit_code()
+    }
+
+    /// Waits until keyturn has ended; its exit code.
+    fn exit_code(&self) -> i32 {
         let code = self.wait_file("exit", |t| t.ends_with('\n'));
         // stty runs after the exit code is written.
         self.wait_file("stty", |t| t.contains("icanon"));
@@ -466,7 +489,7 @@ fn generate_paste_import_rotate_and_quit_give_the_terminal_back() {
     let screen = t.wait_status("Key pasted.");
     let tail = &key[key.len() - 40..];
     assert!(screen.contains(tail), "the field shows the pasted key without the line break ({tail}):\n{screen}");
-    assert!(screen.contains("Esc leaves the field"), "the field has the keyboard:\n{screen}");
+    assert!(screen.contains("Esc leave  Ctrl-C"), "the field has the keyboard:\n{screen}");
 
     // Import: the confirmation says what happens, with the pasted key's fingerprint.
     t.keys(&["Tab"]);
@@ -626,7 +649,7 @@ fn an_open_rotation_reopens_and_the_screen_agrees_with_rotation_status() {
     );
     let json = rotation_json(&home);
     assert_eq!(json["status"], "open");
-    let t = Tmux::start(&home, &[], 80, 24, HINTS);
+    let t = Tmux::start(&home, &[], 80, 24, ROTATION_HINTS);
     let screen = t.wait_status("A rotation is open: it continues where it stopped.");
     assert_screen_agrees(&screen, &json);
     // Skip the current step from the wizard, with a reason.
@@ -635,7 +658,7 @@ fn an_open_rotation_reopens_and_the_screen_agrees_with_rotation_status() {
     t.keys(&["Enter"]);
     t.wait_for("the reason", |s| s.contains("Why is this step skipped?"));
     t.keys(&["-l", "not in this test"]);
-    t.wait_for("the reason typed", |s| s.contains("> not in this test_"));
+    t.wait_for("the reason typed", |s| s.contains("> not in this test"));
     t.keys(&["Enter"]);
     let start = Instant::now();
     let json = loop {
@@ -702,7 +725,20 @@ fn closing_the_terminal_of_keyturn_demo_stops_its_services_and_removes_its_home(
     }
     let left: Vec<&String> = pids.iter().filter(|p| running(p)).collect();
     assert!(left.is_empty(), "stand-in services still running after the terminal closed: {left:?}");
-    assert!(!demo.exists(), "the demo home {} is still there", demo.display());
+    let left: Vec<String> = walk(&demo);
+    assert!(!demo.exists(), "the demo home {} is still there: {left:?}", demo.display());
+}
+
+/// Every path under `dir`.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        out.push(path_str(&entry.path()));
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(walk(&entry.path()));
+        }
+    }
+    out
 }
 
 #[test]
@@ -719,4 +755,345 @@ fn the_mode_check_catches_mouse_reporting_and_paste_left_on() {
     for raw in bad {
         assert!(std::panic::catch_unwind(|| assert_modes(raw)).is_err(), "{}", String::from_utf8_lossy(raw));
     }
+}
+
+// ---------------------------------------------------------------------------
+// Issue 13: what an operator hit, end to end
+// ---------------------------------------------------------------------------
+
+/// A home with a communication rotation open and stopped at a step for a
+/// person; that step's id.
+fn open_rotation(home: &Path) -> String {
+    stdout_ok(home, &["rotation", "start", "communication", "--setup", "single", "--generate"]);
+    let out = keyturn_cli(home, &["rotation", "run", "--wait", "1"], None);
+    assert_eq!(out.status.code(), Some(3), "run stops for a person: {}", String::from_utf8_lossy(&out.stderr));
+    rotation_json(home)["current"].as_str().expect("a current step").to_string()
+}
+
+#[test]
+fn a_console_wrapped_paste_with_padding_spaces_imports() {
+    if !tmux_available() {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let home = scratch.path().join("home");
+    let t = Tmux::start(&home, &[], 80, 24, HINTS);
+    let (key, fingerprint) = generated_key("encryption");
+    // The first 30 characters, the six spaces a console padded the line
+    // with, the break, the rest.
+    t.paste(&format!("{}      \n{}", &key[..30], &key[30..]));
+    t.wait_status("Key pasted.");
+    t.keys(&["Tab"]);
+    t.wait_for("Import focused", |s| s.contains("[>Import<]"));
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("the import confirmation", |s| s.contains("Import the key?") || s.contains("Not imported"));
+    assert!(screen.contains(&format!("becomes {fingerprint}")), "the padded paste is the key:\n{screen}");
+    t.keys(&["Escape"]);
+    t.wait_status("Nothing was imported.");
+    assert_eq!(t.quit(), 0);
+}
+
+#[test]
+fn ctrl_l_repaints_after_stray_output() {
+    if !tmux_available() {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let home = scratch.path().join("home");
+    let t = Tmux::start(&home, &[], 80, 24, HINTS);
+    let reference = t.wait_for("the first frame", |s| s.contains("[>Generate<]") && s.contains(HINTS));
+    // A `wall` message written straight to the terminal, over the wizard.
+    let tty = t.display("#{pane_tty}");
+    fs::write(&tty, "\r\n\r\nBroadcast message from root: the system goes down for maintenance\r\n")
+        .expect("the pane's terminal is writable");
+    t.wait_for("the stray output", |s| s.contains("Broadcast message"));
+    t.keys(&["C-l"]);
+    t.wait_for("the whole screen repainted", |s| s == reference);
+    // Later partial redraws land in the right rows.
+    t.keys(&["Tab"]);
+    let screen = t.wait_for("the field focused", |s| s.contains(">Generate new"));
+    assert_eq!(
+        screen.lines().nth(HINT_ROW).map(str::trim),
+        Some("Tab/S-Tab move  Enter press  <-/-> edit  Esc leave  Ctrl-C quit")
+    );
+    assert_eq!(t.quit_from_field(), 0);
+}
+
+impl Tmux {
+    /// The screen with wrapped lines joined (a long message reads whole).
+    fn joined_screen(&self) -> String {
+        self.ok(&["capture-pane", "-p", "-J", "-t", "kt"])
+    }
+
+    /// Leaves a field with Esc, then quits with q.
+    fn quit_from_field(&self) -> i32 {
+        self.keys(&["Escape"]);
+        self.wait_for("the field left", |s| s.contains(HINTS));
+        self.quit()
+    }
+}
+
+#[test]
+fn the_step_detail_scrolls_at_80x24() {
+    if !tmux_available() {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let home = scratch.path().join("home");
+    fs::create_dir_all(&home).expect("home");
+    fs::write(
+        home.join("keyturn.toml"),
+        "[components.scheduling]\n[components.storage]\n[components.execution]\n[components.app]\n\
+         [[machines]]\nname = \"exec-01\"\nroles = [\"execution\"]\ncommand = [\"false\"]\n",
+    )
+    .expect("keyturn.toml");
+    stdout_ok(&home, &["rotation", "start", "encryption", "--setup", "multi", "--generate"]);
+    // Run until the machine's step: its push fails, with a long evidence.
+    for _ in 0..20 {
+        let _ = keyturn_cli(&home, &["rotation", "run", "--wait", "1"], None);
+        let json = rotation_json(&home);
+        let current = json["current"].as_str().expect("a current step").to_string();
+        if current == "machine-exec-01" {
+            break;
+        }
+        let _ = keyturn_cli(&home, &["rotation", "skip", &current, "--reason", "not in this test"], None);
+    }
+    let t = Tmux::start(&home, &[], 80, 24, ROTATION_HINTS);
+    let screen = t.wait_for("the cut-off detail", |s| s.contains("PgDn: more below"));
+    assert!(!screen.contains("type what it shows"), "the end is below:\n{screen}");
+    t.keys(&["NPage"]);
+    t.keys(&["NPage"]);
+    let screen = t.wait_for("the detail's end", |s| s.contains("PgUp: more above"));
+    assert!(screen.contains("type what it shows"), "what to do shows after scrolling:\n{screen}");
+    assert!(screen.lines().next().is_some_and(|l| l.contains("[Rotation]")), "PgDn scrolled, not a tab switch");
+    t.keys(&["PPage"]);
+    t.wait_for("scrolled back", |s| s.contains("more above and below") || s.contains("PgDn: more below"));
+    assert_eq!(t.quit(), 0);
+}
+
+#[test]
+fn a_shell_side_change_shows_at_once_and_a_dialog_keeps_typed_text() {
+    if !tmux_available() {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let home = scratch.path().join("home");
+    fs::create_dir_all(home.join("project")).expect("home and project");
+    fs::write(
+        home.join("keyturn.toml"),
+        "[components.scheduling]\n[components.storage]\n[components.execution]\n[components.app]\n\
+         [[projects]]\npath = \"project\"\ngit = false\nbug_tracker = true\n",
+    )
+    .expect("keyturn.toml");
+    stdout_ok(&home, &["rotation", "start", "encryption", "--setup", "single", "--generate"]);
+    let _ = keyturn_cli(&home, &["rotation", "run", "--wait", "1"], None);
+    let json = rotation_json(&home);
+    assert_eq!(json["current"], "credential-bug-tracker", "{json:#}");
+    let t = Tmux::start(&home, &[], 80, 24, ROTATION_HINTS);
+    t.wait_status("A rotation is open");
+
+    // Another shell skips the step: the open wizard shows it without a key.
+    let out = keyturn_cli(&home, &["rotation", "skip", "credential-bug-tracker", "--reason", "from the shell"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let screen = t.wait_for("the shell's skip", |s| s.contains(&format!("[-] {:<22}", "credential-bug-tracker")));
+    assert_screen_agrees(&screen, &rotation_json(&home));
+    // And its run: the checklist moves on to the manual step.
+    let _ = keyturn_cli(&home, &["rotation", "run", "--wait", "1"], None);
+    let screen = t.wait_for("the shell's run", |s| s.contains(&format!(">[>] {:<22}", "continue")));
+    assert_screen_agrees(&screen, &rotation_json(&home));
+
+    t.focus_button("Skip");
+    t.keys(&["Enter"]);
+    t.wait_for("the reason", |s| s.contains("Why is this step skipped?"));
+    // Enter on nothing: the dialog stays, and says why in its own words.
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("the refusal", |s| s.contains("Type why the step is skipped"));
+    assert!(!screen.contains("--reason"), "no CLI wording in the wizard:\n{screen}");
+    // The keys typed next go into the dialog, Space included, and Home
+    // edits in place.
+    t.keys(&["-l", "scheduler storage in this lab"]);
+    t.keys(&["Home"]);
+    t.keys(&["-l", "no "]);
+    t.wait_for("the reason typed", |s| s.contains("> no scheduler storage in this lab"));
+    t.keys(&["Enter"]);
+    t.wait_status("The rotation is finished");
+    let json = rotation_json(&home);
+    let skipped = json["steps"].as_array().and_then(|s| s.iter().find(|s| s["id"] == "continue")).expect("step");
+    assert_eq!(skipped["evidence"], "no scheduler storage in this lab");
+    assert_eq!(t.quit(), 0);
+}
+
+#[test]
+fn ctrl_c_quits_with_status_130_and_says_how_to_resume() {
+    if !tmux_available() {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let home = scratch.path().join("home");
+    let current = open_rotation(&home);
+    let t = Tmux::start(&home, &[], 80, 24, ROTATION_HINTS);
+    t.keys(&["C-c"]);
+    assert_eq!(t.exit_code(), 130);
+    t.assert_terminal_restored();
+    let screen = t.joined_screen();
+    assert!(
+        screen.contains("rotation is still open")
+            && screen.contains(&current)
+            && screen.contains("keyturn rotation run"),
+        "{screen}"
+    );
+    // From a text field too.
+    let t = Tmux::start(&home, &[], 80, 24, ROTATION_HINTS);
+    t.keys(&["1"]);
+    t.wait_for("Encryption", |s| s.contains("[Encryption]"));
+    t.keys(&["Tab"]);
+    t.wait_for("the field focused", |s| s.contains("Esc leave  Ctrl-C"));
+    t.keys(&["C-c"]);
+    assert_eq!(t.exit_code(), 130);
+}
+
+#[test]
+fn term_dumb_is_refused_with_the_cli_equivalents() {
+    if !tmux_available() {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let home = path_str(&scratch.path().join("home"));
+    let t = Tmux::start_with(&[("TERM", "dumb")], &["--home", &home], 80, 24, "cannot move its cursor");
+    assert_eq!(t.exit_code(), 2);
+    let screen = t.joined_screen();
+    assert!(screen.contains("TERM=dumb") && screen.contains("keyturn rotation start"), "{screen}");
+    let raw = fs::read(t.file("raw")).unwrap_or_default();
+    assert!(find(&raw, b"\x1b[?1049h").is_none(), "no alternate screen on a dumb terminal");
+}
+
+/// The text of every tmux paste buffer.
+fn tmux_buffers(t: &Tmux) -> Vec<String> {
+    t.ok(&["list-buffers", "-F", "#{buffer_name}"]).lines().map(|name| t.ok(&["show-buffer", "-b", name])).collect()
+}
+
+/// A home with a custom encryption key; its text.
+fn home_with_custom_key(home: &Path) -> String {
+    let (key, _) = generated_key("encryption");
+    let out = keyturn_cli(home, &["import", "encryption"], Some(&key));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    key
+}
+
+/// Copies the encryption key in the wizard (Copy is two controls before Generate).
+fn copy_in_wizard(t: &Tmux) -> String {
+    t.keys(&["BTab", "BTab"]);
+    t.wait_for("Copy focused", |s| s.contains("[>Copy to Clipboard<]"));
+    t.keys(&["Enter"]);
+    t.wait_for("the copy's status", |s| status_of(s).contains("Key sent to"))
+}
+
+const NO_SYSTEM_CLIPBOARD: [(&str, &str); 3] = [("DISPLAY", ""), ("WAYLAND_DISPLAY", ""), ("SSH_CONNECTION", "")];
+
+#[test]
+fn osc52_inside_tmux_reaches_tmuxs_buffer_and_is_deleted_from_it() {
+    if !tmux_available() {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let home = scratch.path().join("home");
+    let key = home_with_custom_key(&home);
+    let home_arg = path_str(&home);
+    let t = Tmux::start_configured(
+        &NO_SYSTEM_CLIPBOARD,
+        &["--home", &home_arg],
+        80,
+        24,
+        HINTS,
+        &[&["set-option", "-s", "set-clipboard", "on"]],
+    );
+    let screen = copy_in_wizard(&t);
+    assert!(status_of(&screen).contains("Key sent to tmux"), "{screen}");
+    assert!(tmux_buffers(&t).contains(&key), "tmux's buffer holds the key");
+    assert_eq!(t.quit(), 0);
+    assert!(!tmux_buffers(&t).contains(&key), "the key was deleted from tmux's buffers");
+    let screen = t.joined_screen();
+    assert!(screen.contains("deleted from tmux") && screen.contains("may still hold it"), "{screen}");
+    assert!(!screen.contains("The clipboard was cleared."), "no clear is claimed for the terminal:\n{screen}");
+    // Plain OSC 52, no passthrough that tmux would drop.
+    let raw = t.raw_output();
+    assert!(find(&raw, b"\x1b]52;c;").is_some(), "OSC 52 was sent");
+    assert!(find(&raw, b"\x1bPtmux;").is_none(), "no DCS passthrough inside tmux");
+}
+
+#[test]
+fn osc52_outside_tmux_is_plain_and_its_clear_is_never_claimed() {
+    if !tmux_available() {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let home = scratch.path().join("home");
+    let key = home_with_custom_key(&home);
+    let home_arg = path_str(&home);
+    // keyturn told it is not in tmux (TMUX empty): what a terminal gets.
+    let mut env = NO_SYSTEM_CLIPBOARD.to_vec();
+    env.push(("TMUX", ""));
+    let t = Tmux::start_configured(
+        &env,
+        &["--home", &home_arg],
+        80,
+        24,
+        HINTS,
+        &[&["set-option", "-s", "set-clipboard", "on"]],
+    );
+    let screen = copy_in_wizard(&t);
+    assert!(status_of(&screen).contains("Key sent to your terminal"), "{screen}");
+    // The terminal (here tmux, standing in for one) took the plain sequence.
+    assert!(tmux_buffers(&t).contains(&key), "the plain OSC 52 reached the terminal");
+    assert_eq!(t.quit(), 0);
+    let screen = t.joined_screen();
+    assert!(screen.contains("may still hold the key"), "the operator is told:\n{screen}");
+    assert!(!screen.contains("The clipboard was cleared."), "{screen}");
+}
+
+/// The pids of `parent`'s children.
+fn children(parent: &str) -> Vec<String> {
+    fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let stat = fs::read_to_string(e.path().join("stat")).ok()?;
+            let (_, rest) = stat.rsplit_once(") ")?;
+            (rest.split(' ').nth(1) == Some(parent)).then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn a_demo_killed_with_sigkill_leaves_no_stand_in_running() {
+    if !tmux_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let t = Tmux::start_with(&[("TMPDIR", &path_str(tmp.path()))], &["demo"], 80, 24, HINTS);
+    let demo = fs::read_dir(tmp.path())
+        .expect("TMPDIR")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("keyturn-demo-")))
+        .expect("the demo's directory");
+    let pids: Vec<String> = fs::read_dir(demo.join("run"))
+        .expect("the stand-ins' pid files")
+        .filter_map(Result::ok)
+        .filter_map(|e| fs::read_to_string(e.path()).ok())
+        .map(|pid| pid.trim().to_string())
+        .collect();
+    let _stop = Stop(pids.clone());
+    assert!(!pids.is_empty() && pids.iter().all(|p| running(p)), "the stand-ins run: {pids:?}");
+    let keyturn = children(&t.display("#{pane_pid}"));
+    assert_eq!(keyturn.len(), 1, "keyturn is the pane shell's one child: {keyturn:?}");
+    let killed = Command::new("kill").args(["-KILL", &keyturn[0]]).status().expect("kill runs");
+    assert!(killed.success());
+    let start = Instant::now();
+    while pids.iter().any(|p| running(p)) && start.elapsed() < TIMEOUT {
+        std::thread::sleep(POLL);
+    }
+    let left: Vec<&String> = pids.iter().filter(|p| running(p)).collect();
+    assert!(left.is_empty(), "stand-ins outlived the killed demo: {left:?}");
 }

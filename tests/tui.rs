@@ -357,7 +357,7 @@ fn snapshot_after_generate() {
     let mut app = fx.app();
     press(&mut app, KeyCode::Enter);
     assert_eq!(app.status, "Key generated successfully. Ready to import.");
-    assert!(app.panes[0].field.starts_with("kt1:enc:"), "the field holds the new key");
+    assert!(app.panes[0].field.text().starts_with("kt1:enc:"), "the field holds the new key");
     assert_eq!(app.panes[0].focus, KeyControl::Import, "Generate moves the focus to Import");
     snapshot("encryption_generated_80x24", &app, 80, 24);
     snapshot("encryption_generated_120x40", &app, 120, 40);
@@ -497,7 +497,7 @@ fn snapshot_rotation_waiting_at_a_credential_with_its_dialogs() {
     assert_not_on_screen(&b, secret);
     assert_not_on_screen(&b, "Sw0rd");
     // Masked, and not even its length shows.
-    assert_on_screen(&b, "Secret:   ********_");
+    assert_on_screen(&b, "Secret:   ********");
     assert_on_screen(&b, "qa-bot");
     snapshot("credential_80x24", &app, 80, 24);
     let ascii = buffer(&app, &ASCII, 120, 40);
@@ -967,14 +967,14 @@ fn q_quits_only_when_not_typing_and_ctrl_c_always() {
     assert!(app.typing());
     press(&mut app, KeyCode::Char('q'));
     assert!(!app.quit, "q while typing is text");
-    assert_eq!(app.panes[0].field.as_str(), "q");
+    assert_eq!(app.panes[0].field.text(), "q");
     // In a dialog's text field too.
     let (_fx2, mut rot) = waiting_at_credential();
     tab_to(&mut rot, RotationControl::Skip);
     press(&mut rot, KeyCode::Enter);
     press(&mut rot, KeyCode::Char('q'));
     assert!(!rot.quit);
-    assert!(matches!(&rot.dialog, Some(Dialog::Input { value, .. }) if value == "q"));
+    assert!(matches!(&rot.dialog, Some(Dialog::Input { value, .. }) if value.text() == "q"));
     // Ctrl-C quits from both.
     press_with(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL);
     assert!(app.quit, "Ctrl-C quits while typing");
@@ -1003,7 +1003,7 @@ fn key_releases_are_ignored() {
         state: KeyEventState::NONE,
         ..event(code, modifiers)
     };
-    for typing in [false, true] {
+    for typing in [keymap::Hint::Tabs, keymap::Hint::Field] {
         for code in [KeyCode::Enter, KeyCode::Char('q'), KeyCode::Tab, KeyCode::Char('?'), KeyCode::Esc, KeyCode::Right]
         {
             assert_eq!(keymap::map(release(code, KeyModifiers::NONE), typing), None, "{code:?} release");
@@ -1013,11 +1013,11 @@ fn key_releases_are_ignored() {
     // A press then its release (Windows reports both) acts once.
     for kind in [KeyEventKind::Press, KeyEventKind::Release] {
         let e = KeyEvent { kind, state: KeyEventState::NONE, ..event(KeyCode::Enter, KeyModifiers::NONE) };
-        if let Some(action) = keymap::map(e, app.typing()) {
+        if let Some(action) = keymap::map(e, app.hint()) {
             app.update(action);
         }
     }
-    let first = app.panes[0].field.to_string();
+    let first = app.panes[0].field.text().to_string();
     assert!(first.starts_with("kt1:enc:"), "one Enter generated a key");
     assert!(app.dialog.is_none(), "the release did not press Import");
 }
@@ -1215,7 +1215,7 @@ fn tabs_switch_by_arrows_numbers_and_page_keys_but_not_in_a_field() {
     press(&mut app, KeyCode::Right);
     press(&mut app, KeyCode::Char('3'));
     assert_eq!(app.tab, Tab::Encryption, "arrows and digits are for the field while typing");
-    assert_eq!(app.panes[0].field.as_str(), "3");
+    assert_eq!(app.panes[0].field.text(), "3");
     press(&mut app, KeyCode::PageDown);
     assert_eq!(app.tab, Tab::Communication, "PgDn leaves a field's tab");
     press(&mut app, KeyCode::F(4));
@@ -1230,7 +1230,7 @@ fn paste_replaces_the_field_and_drops_line_breaks() {
     let text = key.to_text().to_string();
     let (a, b) = text.split_at(30);
     app.update(Action::Paste(format!("{a}\r\n{b}\r\n")));
-    assert_eq!(app.panes[0].field.as_str(), text);
+    assert_eq!(app.panes[0].field.text(), text);
     assert_eq!(app.panes[0].focus, KeyControl::Field);
     assert_eq!(app.status, "Key pasted. Press Import (Tab, Enter) when ready.");
     // A key of the other kind is refused at Import, with why.
@@ -1567,7 +1567,7 @@ mod rotations {
         let text = key.to_text().to_string();
         let (a, b) = text.split_at(text.len() / 2);
         app.update(Action::Paste(format!("{a}\r\n{b}")));
-        assert_eq!(app.panes[1].field.as_str(), text, "the line break is dropped");
+        assert_eq!(app.panes[1].field.text(), text, "the line break is dropped");
         assert_eq!(app.panes[1].focus, KeyControl::Field);
         // Tab to Import, Enter; confirm, Enter.
         press(&mut app, KeyCode::Tab);
@@ -1659,4 +1659,137 @@ mod rotations {
             .and_then(|stat| stat.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')))
             .unwrap_or(false)
     }
+}
+
+// ---------------------------------------------------------------------------
+// Issue 13: paste, dialogs, the detail box, keys and conventions
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_console_wrapped_paste_with_padding_imports() {
+    let fx = fixture(NO_COMPONENTS);
+    let mut app = fx.app();
+    let key = fixed_key(KeyKind::Encryption, 21);
+    let text = key.to_text().to_string();
+    // The first 30 characters, six padding spaces, the break, the rest.
+    app.update(Action::Paste(format!("{}      \r{}", &text[..30], &text[30..])));
+    assert_eq!(app.panes[0].field.text(), text);
+    presses(&mut app, &[KeyCode::Tab, KeyCode::Enter]);
+    assert!(matches!(app.dialog, Some(Dialog::Confirm { .. })), "{}", app.status);
+}
+
+#[test]
+fn a_dialog_keeps_typed_text_on_a_refused_enter_and_keys_never_fall_through() {
+    let fx = fixture(&format!("{NO_COMPONENTS}{BUG_TRACKER_PROJECT}"));
+    let mut app = fx.app();
+    presses(&mut app, &[KeyCode::Enter, KeyCode::Enter, KeyCode::Enter]);
+    assert_eq!(current_step(&app).as_deref(), Some("credential-bug-tracker"), "{}", app.status);
+    tab_to(&mut app, RotationControl::Skip);
+    press(&mut app, KeyCode::Enter);
+    // Enter on nothing: the dialog stays, in the wizard's words.
+    press(&mut app, KeyCode::Enter);
+    let Some(Dialog::Input { error: Some(error), .. }) = &app.dialog else { panic!("the dialog stays open") };
+    assert!(error.contains("Type why the step is skipped"), "{error}");
+    assert!(!error.contains("--reason"), "no CLI wording: {error}");
+    snapshot("skip_reason_refused_80x24", &app, 80, 24);
+    // What is typed next goes into the dialog, Space included.
+    type_text(&mut app, "scheduler storage in this lab");
+    press(&mut app, KeyCode::Home);
+    type_text(&mut app, "no ");
+    press(&mut app, KeyCode::Enter);
+    assert!(app.dialog.is_none());
+    match step_state(&app, "credential-bug-tracker") {
+        StepState::Skipped { reason, .. } => assert_eq!(reason, "no scheduler storage in this lab"),
+        other => panic!("skipped, not {other:?}"),
+    }
+    let audit = fs::read_to_string(fx.home.dir.join("audit.log")).expect("audit log");
+    assert!(audit.contains("no scheduler storage in this lab"), "{audit}");
+}
+
+#[test]
+fn a_wrong_fingerprint_keeps_the_dialog_open() {
+    let fx = fixture(&format!("{NO_COMPONENTS}{ROSTER}"));
+    let mut app = fx.app();
+    presses(&mut app, &[KeyCode::Enter, KeyCode::Enter, KeyCode::Right, KeyCode::Enter]);
+    assert_eq!(current_step(&app).as_deref(), Some("distribute"), "Right chose Multiple machines");
+    tab_to(&mut app, RotationControl::Confirm);
+    press(&mut app, KeyCode::Enter);
+    tab_to(&mut app, RotationControl::Enter);
+    press(&mut app, KeyCode::Enter);
+    type_text(&mut app, "7F3A-91C0");
+    press(&mut app, KeyCode::Enter);
+    assert!(
+        matches!(&app.dialog, Some(Dialog::Input { value, error: Some(_), .. }) if value.text() == "7F3A-91C0"),
+        "the text stays to be corrected"
+    );
+    press_with(&mut app, KeyCode::Char('u'), KeyModifiers::CONTROL);
+    let new_fp = app.rotation.as_ref().expect("rotation").new_fingerprint.to_string();
+    type_text(&mut app, &new_fp);
+    press(&mut app, KeyCode::Enter);
+    assert!(app.dialog.is_none());
+    assert!(matches!(step_state(&app, "machine-exec-01"), StepState::Done { .. }), "{}", app.status);
+}
+
+#[test]
+fn the_step_detail_scrolls_when_it_does_not_fit() {
+    let fx = fixture(&format!(
+        "{NO_COMPONENTS}[[machines]]\nname = \"exec-01\"\nroles = [\"execution\"]\ncommand = [\"false\"]\n"
+    ));
+    let mut app = fx.app();
+    presses(&mut app, &[KeyCode::Enter, KeyCode::Enter, KeyCode::Right, KeyCode::Enter]);
+    tab_to(&mut app, RotationControl::Confirm);
+    press(&mut app, KeyCode::Enter);
+    tab_to(&mut app, RotationControl::Run);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(current_step(&app).as_deref(), Some("machine-exec-01"), "{}", app.status);
+    let first = screen(&app, &COLOR, 80, 24);
+    assert!(first.contains("PgDn: more below"), "{first}");
+    snapshot("rotation_detail_more_below_80x24", &app, 80, 24);
+    let (max, _) = app.detail_view.get();
+    for _ in 0..=max {
+        press(&mut app, KeyCode::PageDown);
+    }
+    assert_eq!(app.detail_scroll, max);
+    let last = screen(&app, &COLOR, 80, 24);
+    assert!(last.contains("PgUp: more above"), "{last}");
+    snapshot("rotation_detail_scrolled_80x24", &app, 80, 24);
+    press(&mut app, KeyCode::PageUp);
+    assert!(app.detail_scroll < max);
+    assert_eq!(app.tab, Tab::Rotation, "PgUp/PgDn scroll here, not switch tabs");
+}
+
+#[test]
+fn ctrl_c_interrupts_ctrl_l_repaints_and_an_open_rotation_says_how_to_resume() {
+    let fx = fixture(&format!("{NO_COMPONENTS}{BUG_TRACKER_PROJECT}"));
+    let mut app = fx.app();
+    assert_eq!(app.open_rotation_summary(), None);
+    press_with(&mut app, KeyCode::Char('l'), KeyModifiers::CONTROL);
+    assert!(app.repaint && !app.quit);
+    presses(&mut app, &[KeyCode::Enter, KeyCode::Enter, KeyCode::Enter]);
+    let summary = app.open_rotation_summary().expect("a rotation is open");
+    assert!(summary.contains("credential-bug-tracker") && summary.contains("keyturn rotation run"), "{summary}");
+    press(&mut app, KeyCode::Char('q'));
+    assert!(app.quit && !app.interrupted);
+    let mut app = fx.app();
+    press_with(&mut app, KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert!(app.quit && app.interrupted);
+}
+
+#[test]
+fn the_key_field_edits_in_place() {
+    let fx = fixture(NO_COMPONENTS);
+    let mut app = fx.app();
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.panes[0].focus, KeyControl::Field);
+    type_text(&mut app, "kt1:enc:AB");
+    presses(&mut app, &[KeyCode::Left, KeyCode::Left, KeyCode::Delete]);
+    type_text(&mut app, "X");
+    assert_eq!(app.panes[0].field.text(), "kt1:enc:XB");
+    press_with(&mut app, KeyCode::Char('a'), KeyModifiers::CONTROL);
+    press(&mut app, KeyCode::Delete);
+    assert_eq!(app.panes[0].field.text(), "t1:enc:XB");
+    press_with(&mut app, KeyCode::Char('e'), KeyModifiers::CONTROL);
+    press_with(&mut app, KeyCode::Char('w'), KeyModifiers::CONTROL);
+    assert_eq!(app.panes[0].field.text(), "");
+    assert_eq!(app.tab, Tab::Encryption, "Left/Right in a field move the cursor, not the tab");
 }

@@ -37,11 +37,15 @@ pub fn copy(store: &Store, kind: KeyKind) -> eyre::Result<()> {
             "The {kind} key ({}) was sent to your terminal's clipboard (OSC 52). No terminal confirms this: if nothing arrived, use `keyturn show {kind}`.",
             key.fingerprint()
         ),
+        Ok(Copied::Tmux) => eprintln!(
+            "The {kind} key ({}) was sent to tmux (OSC 52), which keeps it in a paste buffer with `set-clipboard on` and passes it to your terminal. If nothing arrived, use `keyturn show {kind}`.",
+            key.fingerprint()
+        ),
         Err(e) => eyre::bail!("no clipboard can be used here ({e}); use `keyturn show {kind}` and select the line"),
     }
     countdown();
-    clipboard.clear_if_holds(&text);
-    eprintln!("\rThe clipboard was cleared.                              ");
+    let cleared = clipboard.clear_if_holds(&text);
+    eprintln!("\r{}                              ", cleared.message().unwrap_or_default());
     Ok(())
 }
 

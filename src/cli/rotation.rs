@@ -39,7 +39,7 @@ fn describe(r: &Rotation) -> String {
 pub fn plan(store: &Store, kind: KeyKind, setup: Setup, reset: bool) -> eyre::Result<()> {
     let (variant, steps) = runner::plan(store, kind, setup, reset)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "The {kind} key rotation ({setup:?} setup, {variant:?}) would run these steps here:")?;
+    writeln!(out, "The {kind} key rotation ({}, {}) would run these steps here:", setup.label(), variant.label())?;
     print_steps(&mut out, &steps, None)?;
     Ok(())
 }
@@ -65,7 +65,12 @@ pub fn start(
         }
     };
     let rotation = runner::start(store, kind, setup, key, &edge).wrap_err("the rotation was not started")?;
-    eprintln!("{} started; the key is imported.", describe(&rotation));
+    eprintln!(
+        "{} key rotation, {}, {}: started; the key is imported.",
+        rotation.kind.title(),
+        rotation.setup.label(),
+        rotation.variant.label()
+    );
     if setup == Setup::Multi {
         eprintln!("Other machines need this key: `keyturn show {kind}` prints it when the distribute step comes.");
     }
@@ -200,6 +205,19 @@ fn commit(store: &Store, event: Event) -> eyre::Result<Rotation> {
 }
 
 pub fn confirm(store: &Store, step: &str, fingerprint: Option<&str>) -> eyre::Result<()> {
+    // Another machine's step is checked off by the fingerprint it shows,
+    // never by a bare confirm: say the exact line to type.
+    if fingerprint.is_none()
+        && let Some(open) = persist::open_rotation(&store.home().dir)?
+        && let Some(found) = open.steps.iter().find(|s| s.id == step)
+        && let keyturn::rotation::Action::Machine(machine) = &found.action
+    {
+        return Err(Usage(format!(
+            "step `{step}` is checked off by the fingerprint {machine} shows: run `keyturn fingerprint {kind}` on {machine}, then here: keyturn rotation confirm {step} --fingerprint FP (FP: what it printed)",
+            kind = open.kind
+        ))
+        .into());
+    }
     let change = match fingerprint {
         Some(fp) => Change::VerifyMachine(fp.parse().map_err(|e: String| Usage(e))?),
         None => Change::Confirm,
@@ -289,6 +307,20 @@ pub fn config_check(store: &Store) -> eyre::Result<()> {
             cmd("check", &c.check)
         )?;
     }
+    let upload = if facts.execution || facts.scheduling_server {
+        "applies here (this machine runs tests for the scheduler)"
+    } else {
+        "is skipped here (this machine neither runs tests for the scheduler nor is the Scheduling server)"
+    };
+    writeln!(
+        out,
+        "Step upload-storage (encryption, multiple machines: upload the project to the Storage database) {upload}{}.",
+        if config.steps.contains_key("upload-storage") {
+            "; its command is below"
+        } else {
+            "; it is confirmed by hand"
+        }
+    )?;
     for (id, step) in &config.steps {
         writeln!(out, "Step {id}: runs `{}` and is done when it exits 0.", step.command.join(" "))?;
     }

@@ -305,6 +305,18 @@ fn regenerated_by_hand(facts: &Facts) -> Vec<Draft> {
     vec![passwords, connections]
 }
 
+/// The id of the step in which roster machine `name` takes the key: the one
+/// place it is spelled (find the step with `Rotation::machine_step`).
+pub fn machine_step_id(name: &str) -> String {
+    format!("machine-{name}")
+}
+
+/// A roster machine that only holds the project (seed step 12's "separate
+/// machine").
+fn separate_project_machine(roles: &[Role]) -> bool {
+    roles.contains(&Role::Project) && !roles.contains(&Role::Execution)
+}
+
 fn machine_order(roles: &[Role]) -> Role {
     roles.iter().copied().min().unwrap_or(Role::Project)
 }
@@ -325,11 +337,11 @@ fn machines(facts: &Facts, kind: KeyKind, variant: Variant) -> Result<Vec<Draft>
         .map(|(name, roles)| {
             let seeds: Vec<u8> = match kind {
                 KeyKind::Encryption => (13..=18).collect(),
-                KeyKind::Communication if roles.contains(&Role::Execution) || !roles.contains(&Role::Project) => (7..=11).collect(),
+                KeyKind::Communication if !separate_project_machine(roles) => (7..=11).collect(),
                 KeyKind::Communication => vec![12],
             };
             step(
-                &format!("machine-{name}"),
+                &machine_step_id(name),
                 StepKind::PerMachine,
                 Action::Machine(name.clone()),
                 &seeds,
@@ -454,6 +466,25 @@ pub fn build(kind: KeyKind, setup: Setup, variant: Variant, facts: &Facts) -> Re
             let connect_seed = if setup == Setup::Multi {
                 drafts.push(distribute(kind, variant));
                 drafts.extend(machines(facts, kind, variant)?);
+                // Seed step 12 (the project machine, if separate, and the
+                // app restart) shows even where it does not apply.
+                let separate = facts.machines.iter().any(|(_, roles)| separate_project_machine(roles));
+                if !separate {
+                    drafts.push(
+                        step(
+                            "project-machine",
+                            StepKind::Manual,
+                            Action::Manual,
+                            &[12],
+                            "The project machine, if separate, and the Test Studio app",
+                            "If the project is on a separate machine, repeat the machine steps there; if the Test Studio app runs while the key is imported, restart it.",
+                        )
+                        .skip_unless(
+                            false,
+                            "no separate project machine in the roster (one with the project role only): the project is on a machine above; restart the Test Studio app there if it runs",
+                        ),
+                    );
+                }
                 13
             } else {
                 drafts.push(restart(
@@ -524,6 +555,21 @@ pub fn seed_length(kind: KeyKind, setup: Setup) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seed_step_12_shows_skipped_without_a_separate_project_machine() {
+        let facts = Facts { machines: vec![("exec-01".into(), vec![Role::Execution])], ..Facts::default() };
+        let steps = build(KeyKind::Communication, Setup::Multi, Variant::Import, &facts).expect("procedure");
+        let step = steps.iter().find(|s| s.seed_steps == [12]).expect("seed step 12 is on the checklist");
+        assert_eq!(step.id, "project-machine");
+        assert!(
+            matches!(&step.state, StepState::Skipped { reason, .. } if reason.contains("no separate project machine"))
+        );
+        // With one, its machine step carries 12 and nothing is skipped for it.
+        let steps = build(KeyKind::Communication, Setup::Multi, Variant::Import, &roster_facts()).expect("procedure");
+        assert!(steps.iter().all(|s| s.id != "project-machine"));
+        assert!(steps.iter().any(|s| s.id == "machine-proj-01" && s.seed_steps == [12]));
+    }
 
     fn roster_facts() -> Facts {
         Facts {

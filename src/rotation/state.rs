@@ -264,6 +264,12 @@ pub enum TransitionError {
 }
 
 impl Rotation {
+    /// The step in which the roster machine `name` takes the key (found by
+    /// what it does, not by its id's spelling).
+    pub fn machine_step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| matches!(&s.action, super::Action::Machine(m) if m == name))
+    }
+
     /// The first step not done or skipped.
     pub fn current(&self) -> Option<&Step> {
         self.steps.iter().find(|s| !s.state.is_closed())

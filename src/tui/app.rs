@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+use super::field::LineEdit;
 use super::keymap::{self, Action, Hint};
 use crate::fleet::{self, FleetStatus};
 use crate::keys::{Key, KeyKind};
@@ -19,7 +20,7 @@ use crate::store::home::Home;
 use crate::store::{KeyStatus, Store};
 use crate::system::Edge;
 use crate::system::clipboard::{Clipboard, Copied};
-use ratatui::crossterm::event::{KeyEvent, KeyEventKind};
+use ratatui::crossterm::event::KeyEvent;
 
 /// How long a copied key stays on the clipboard.
 pub const CLIPBOARD_SECONDS: u64 = 30;
@@ -115,7 +116,7 @@ pub struct KeyPane {
     /// The focused control.
     pub focus: KeyControl,
     /// The Replace Key field: generated or pasted key text.
-    pub field: Zeroizing<String>,
+    pub field: LineEdit,
     /// The key's state in the store.
     pub status: Option<KeyStatus>,
 }
@@ -163,16 +164,6 @@ pub const KEY_FIELD_MAX: usize = 4096;
 /// fingerprint, a credential's user or secret), typed or pasted.
 pub const LINE_MAX: usize = 500;
 
-/// Appends `chars` to `field` while it stays within `max` bytes.
-fn push_capped(field: &mut String, chars: impl Iterator<Item = char>, max: usize) {
-    for c in chars {
-        if field.len() + c.len_utf8() > max {
-            break;
-        }
-        field.push(c);
-    }
-}
-
 /// A dialog over the tabs.
 #[derive(Debug)]
 pub enum Dialog {
@@ -182,10 +173,11 @@ pub enum Dialog {
     Confirm { kind: KeyKind, key: Option<Key>, multi: bool, lines: Vec<String> },
     /// The key, alone on its line, until `until` or any key.
     Show { kind: KeyKind, text: Zeroizing<String>, until: Instant },
-    /// One line of text.
-    Input { purpose: InputPurpose, value: String },
+    /// One line of text, and what was wrong with the last Enter (the
+    /// dialog stays open until its text is right or Esc).
+    Input { purpose: InputPurpose, value: LineEdit, error: Option<String> },
     /// A credential: user name and masked secret.
-    Credential { name: CredentialName, user: String, secret: Zeroizing<String>, on_secret: bool },
+    Credential { name: CredentialName, user: LineEdit, secret: LineEdit, on_secret: bool, error: Option<String> },
 }
 
 /// A message from background work.
@@ -273,6 +265,18 @@ pub struct App {
     pub clipboard_clear: Option<(Instant, Zeroizing<String>)>,
     /// Set when the wizard should end.
     pub quit: bool,
+    /// What the import that started the running rotation said, to stay in
+    /// front of what its first run finds.
+    pub import_lead: Option<&'static str>,
+    /// Ctrl-C ended it (the exit status is then 130).
+    pub interrupted: bool,
+    /// The next draw repaints the whole screen (Ctrl-L).
+    pub repaint: bool,
+    /// How far the step detail is scrolled, in lines.
+    pub detail_scroll: u16,
+    /// How far the step detail can scroll and its page, as last drawn (the
+    /// view knows the width the text wraps to).
+    pub detail_view: std::cell::Cell<(u16, u16)>,
     /// The system edge: the real system, or fakes in tests.
     pub edge: Edge,
     options: Options,
@@ -299,7 +303,13 @@ fn push_machine(home: Home, name: &str, edge: &Edge) -> Result<Rotation, String>
         &*edge.remote,
         edge.machine_timeout,
     );
-    persist::commit(&home.dir, None, Event::step(&format!("machine-{name}"), change)).map_err(|e| e.to_string())
+    let step = rotation.machine_step(name).ok_or("no step for this machine in the rotation")?.id.clone();
+    persist::commit(&home.dir, None, Event::step(&step, change)).map_err(|e| e.to_string())
+}
+
+/// Pasted text as one line of a dialog: its lines joined by spaces.
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// The control after (or before) `current` among `enabled`, round the end.
@@ -322,7 +332,7 @@ impl App {
     /// The wizard on `home`; opens on the rotation if one is open.
     pub fn new(home: Home, clipboard: Box<dyn Clipboard>, options: Options) -> App {
         let pane =
-            |kind| KeyPane { kind, focus: KeyControl::Generate, field: Zeroizing::new(String::new()), status: None };
+            |kind| KeyPane { kind, focus: KeyControl::Generate, field: LineEdit::new(KEY_FIELD_MAX), status: None };
         let mut app = App {
             home,
             tab: Tab::Encryption,
@@ -340,6 +350,11 @@ impl App {
             work: None,
             clipboard_clear: None,
             quit: false,
+            import_lead: None,
+            interrupted: false,
+            repaint: false,
+            detail_scroll: 0,
+            detail_view: std::cell::Cell::new((0, 1)),
             edge: Edge::system(options.wait, fleet::JOIN_TIMEOUT),
             options,
             clipboard,
@@ -379,6 +394,9 @@ impl App {
             Err(e) => self.store_error = Some(e.to_string()),
         }
         if let Some(current) = self.rotation.as_ref().and_then(|r| r.steps.iter().position(|s| !s.state.is_closed())) {
+            if self.selected != current {
+                self.detail_scroll = 0;
+            }
             self.selected = current;
         }
     }
@@ -398,21 +416,20 @@ impl App {
 
     /// Whether a text field has the keyboard (so letters are text).
     pub fn typing(&self) -> bool {
-        match &self.dialog {
-            Some(Dialog::Input { .. } | Dialog::Credential { .. }) => true,
-            Some(_) => false,
-            None => self.pane().is_some_and(|p| p.focus == KeyControl::Field),
-        }
+        self.hint().typing()
     }
 
-    /// What the key-hint line speaks of now.
+    /// Which keys apply now, and what the key-hint line speaks of.
     pub fn hint(&self) -> Hint {
         match &self.dialog {
             Some(Dialog::Help | Dialog::Show { .. }) => Hint::Closes,
             Some(Dialog::Confirm { .. }) => Hint::Choice,
             Some(Dialog::Input { .. }) => Hint::Text,
             Some(Dialog::Credential { .. }) => Hint::Form,
-            None if self.typing() => Hint::Field,
+            None if self.pane().is_some_and(|p| p.focus == KeyControl::Field) => Hint::Field,
+            None if self.tab == Tab::Rotation && self.store_error.is_none() && self.rotation.is_some() => {
+                Hint::Rotation
+            }
             None => Hint::Tabs,
         }
     }
@@ -453,7 +470,7 @@ impl App {
             KeyControl::Copy | KeyControl::Show => custom,
             KeyControl::Reset => pane.kind == KeyKind::Communication && custom && !busy,
             KeyControl::Generate | KeyControl::Field => true,
-            KeyControl::Import => !pane.field.trim().is_empty() && !busy,
+            KeyControl::Import => !pane.field.text().trim().is_empty() && !busy,
         }
     }
 
@@ -528,8 +545,9 @@ impl App {
         if self.clipboard_clear.as_ref().is_some_and(|(at, _)| now >= *at)
             && let Some((_, text)) = self.clipboard_clear.take()
         {
-            self.clipboard.clear_if_holds(&text);
-            self.status = "The clipboard was cleared.".into();
+            if let Some(message) = self.clipboard.clear_if_holds(&text).message() {
+                self.status = message;
+            }
             changed = true;
         }
         changed | self.collect_work()
@@ -567,21 +585,18 @@ impl App {
         changed
     }
 
-    /// Clears what keyturn copied, on the way out.
-    pub fn shutdown(&mut self) {
-        if let Some((_, text)) = self.clipboard_clear.take() {
-            self.clipboard.clear_if_holds(&text);
-        }
+    /// Clears what keyturn copied, on the way out; returns what to tell
+    /// the operator about it.
+    pub fn shutdown(&mut self) -> Option<String> {
+        let (_, text) = self.clipboard_clear.take()?;
+        self.clipboard.clear_if_holds(&text).message()
     }
 
     /// A key from the terminal, as the event loop hands it on: mapped to an
     /// action, and any key at all closes the Show and Help dialogs. Returns
     /// whether anything happened.
     pub fn key(&mut self, key: KeyEvent) -> bool {
-        let pressed = key.kind == KeyEventKind::Press;
-        let action =
-            keymap::map(key, self.typing()).or_else(|| (pressed && self.closes_on_any_key()).then_some(Action::Back));
-        match action {
+        match keymap::map(key, self.hint()) {
             Some(action) => {
                 self.update(action);
                 true
@@ -592,12 +607,34 @@ impl App {
 
     /// Applies an action.
     pub fn update(&mut self, action: Action) {
-        if action == Action::Quit {
-            self.quit = true;
-            return;
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Interrupt => {
+                self.quit = true;
+                self.interrupted = true;
+            }
+            Action::Repaint => self.repaint = true,
+            _ => {
+                self.apply(action);
+                self.fix_focus();
+            }
         }
-        self.apply(action);
-        self.fix_focus();
+    }
+
+    /// Where an open rotation stands, for the operator leaving the wizard:
+    /// the step it waits on and how to go on. `None` when none is open.
+    pub fn open_rotation_summary(&self) -> Option<String> {
+        let rotation = self.rotation.as_ref().filter(|r| r.is_open())?;
+        let closed = rotation.steps.iter().filter(|s| s.state.is_closed()).count();
+        let at = match rotation.current() {
+            Some(step) => format!("it waits on step {} ({})", step.id, step.title),
+            None => "every step is closed".to_string(),
+        };
+        Some(format!(
+            "The {} key rotation is still open: {closed} of {} steps done, {at}. Resume it with `keyturn` (it reopens on the rotation) or `keyturn rotation status` and `keyturn rotation run`.",
+            rotation.kind,
+            rotation.steps.len()
+        ))
     }
 
     fn apply(&mut self, action: Action) {
@@ -633,31 +670,23 @@ impl App {
 
     fn update_key_tab(&mut self, action: Action) {
         let Some(kind) = self.tab.kind() else { return };
+        if let Some(pane) = self.pane_mut()
+            && pane.focus == KeyControl::Field
+            && pane.field.edit(&action)
+        {
+            return;
+        }
         match action {
             Action::FocusNext | Action::Down => self.move_focus(true),
             Action::FocusPrev | Action::Up => self.move_focus(false),
-            Action::Char(c) => {
-                if let Some(pane) = self.pane_mut()
-                    && pane.field.len() + c.len_utf8() <= KEY_FIELD_MAX
-                {
-                    pane.field.push(c);
-                }
-            }
-            Action::Backspace => {
-                if let Some(pane) = self.pane_mut() {
-                    pane.field.pop();
-                }
-            }
             Action::Paste(text) => {
                 let text = Zeroizing::new(text);
                 if let Some(pane) = self.pane_mut() {
-                    // A console wraps long lines: keep the paste's text,
-                    // drop its line breaks; the parser checks the rest.
-                    pane.field.clear();
-                    // Control characters (escape sequences) are never kept:
-                    // the field is drawn on the terminal.
-                    let text = crate::keys::unwrapped(&text);
-                    push_capped(&mut pane.field, text.chars().filter(|c| !c.is_control()), KEY_FIELD_MAX);
+                    // A console wraps long lines (padding spaces, then the
+                    // break): the same normalisation as the CLI's, so the
+                    // field holds the key as one line; the parser checks the
+                    // rest. Control characters never reach the field.
+                    pane.field.set(&crate::keys::unwrapped(&text));
                     pane.focus = KeyControl::Field;
                 }
                 self.status = "Key pasted. Press Import (Tab, Enter) when ready.".into();
@@ -683,7 +712,7 @@ impl App {
                     KeyControl::Field if action == Action::Activate => self.import(kind),
                     KeyControl::Field => {
                         if let Some(pane) = self.pane_mut() {
-                            pane.field.push(' ');
+                            pane.field.insert(" ");
                         }
                     }
                     KeyControl::Import => self.import(kind),
@@ -713,8 +742,12 @@ impl App {
             Ok(Copied::System) => {
                 format!("Key copied to the clipboard; it is cleared in {CLIPBOARD_SECONDS} s and on exit.")
             }
-            Ok(Copied::Terminal) => format!(
-                "Key sent to your terminal (OSC 52, unconfirmed); cleared in {CLIPBOARD_SECONDS} s. Nothing came? Use Show."
+            Ok(Copied::Terminal) => {
+                "Key sent to your terminal (OSC 52, unconfirmed); keyturn cannot clear it there. Nothing came? Use Show."
+                    .into()
+            }
+            Ok(Copied::Tmux) => format!(
+                "Key sent to tmux (OSC 52; needs set-clipboard on); deleted from tmux in {CLIPBOARD_SECONDS} s. Nothing came? Use Show."
             ),
             Err(e) => format!("No clipboard here ({e}): use Show and select the line."),
         };
@@ -732,7 +765,7 @@ impl App {
         match Key::generate(kind) {
             Ok(key) => {
                 if let Some(pane) = self.pane_mut() {
-                    pane.field = key.to_text();
+                    pane.field.set(&key.to_text());
                     pane.focus = KeyControl::Import;
                 }
                 self.status = if self.rotation.as_ref().is_some_and(Rotation::is_open) {
@@ -747,7 +780,7 @@ impl App {
 
     fn import(&mut self, kind: KeyKind) {
         let Some(pane) = self.pane() else { return };
-        match Key::parse(kind, &pane.field) {
+        match Key::parse(kind, pane.field.text()) {
             Ok(key) => self.confirm(kind, Some(key)),
             Err(e) => self.status = format!("Not imported: {e}."),
         }
@@ -829,6 +862,9 @@ impl App {
                     self.status = "Nothing was imported.".into();
                     None
                 }
+                // Side by side: Left is Single machine, Right Multiple.
+                Action::Left => Some(Dialog::Confirm { kind, key, multi: false, lines }),
+                Action::Right => Some(Dialog::Confirm { kind, key, multi: true, lines }),
                 Action::Toggle | Action::Up | Action::Down | Action::FocusNext | Action::FocusPrev => {
                     Some(Dialog::Confirm { kind, key, multi: !multi, lines })
                 }
@@ -838,67 +874,54 @@ impl App {
                 }
                 _ => Some(Dialog::Confirm { kind, key, multi, lines }),
             },
-            Dialog::Input { purpose, mut value } => match action {
+            Dialog::Input { purpose, mut value, error } => match action {
                 Action::Back => None,
-                Action::Char(c) if value.len() + c.len_utf8() <= LINE_MAX => {
-                    value.push(c);
-                    Some(Dialog::Input { purpose, value })
-                }
-                Action::Backspace => {
-                    value.pop();
-                    Some(Dialog::Input { purpose, value })
-                }
                 Action::Paste(text) => {
-                    push_capped(
-                        &mut value,
-                        text.lines().next().unwrap_or_default().chars().filter(|c| !c.is_control()),
-                        LINE_MAX,
-                    );
-                    Some(Dialog::Input { purpose, value })
+                    value.insert(&one_line(&text));
+                    Some(Dialog::Input { purpose, value, error })
                 }
-                Action::Activate => {
-                    self.submit_input(purpose, value);
-                    self.dialog.take()
+                // Enter: the dialog closes only when its text was taken;
+                // what was wrong stays in it, in the wizard's words, with
+                // the text as typed.
+                Action::Activate => match self.submit_input(&purpose, value.text()) {
+                    Ok(()) => self.dialog.take(),
+                    Err(e) => Some(Dialog::Input { purpose, value, error: Some(e) }),
+                },
+                ref other => {
+                    let edited = value.edit(other);
+                    Some(Dialog::Input { purpose, value, error: if edited { None } else { error } })
                 }
-                _ => Some(Dialog::Input { purpose, value }),
             },
-            Dialog::Credential { name, mut user, mut secret, on_secret } => match action {
+            Dialog::Credential { name, mut user, mut secret, on_secret, error } => match action {
                 Action::Back => None,
                 Action::FocusNext | Action::FocusPrev | Action::Up | Action::Down => {
-                    Some(Dialog::Credential { name, user, secret, on_secret: !on_secret })
-                }
-                Action::Char(c) => {
-                    if on_secret {
-                        push_capped(&mut secret, [c].into_iter(), LINE_MAX)
-                    } else {
-                        push_capped(&mut user, [c].into_iter(), LINE_MAX)
-                    }
-                    Some(Dialog::Credential { name, user, secret, on_secret })
+                    Some(Dialog::Credential { name, user, secret, on_secret: !on_secret, error })
                 }
                 Action::Paste(text) => {
-                    let line: String =
-                        text.lines().next().unwrap_or_default().chars().filter(|c| !c.is_control()).collect();
+                    let text = Zeroizing::new(text);
+                    let line = Zeroizing::new(text.lines().next().unwrap_or_default().to_string());
                     if on_secret {
-                        push_capped(&mut secret, Zeroizing::new(line).chars(), LINE_MAX)
+                        secret.insert(&line)
                     } else {
-                        push_capped(&mut user, line.chars(), LINE_MAX)
+                        user.insert(&line)
                     }
-                    Some(Dialog::Credential { name, user, secret, on_secret })
+                    Some(Dialog::Credential { name, user, secret, on_secret, error })
                 }
-                Action::Backspace => {
-                    if on_secret {
-                        secret.pop()
-                    } else {
-                        user.pop()
-                    };
-                    Some(Dialog::Credential { name, user, secret, on_secret })
+                Action::Activate if !on_secret => {
+                    Some(Dialog::Credential { name, user, secret, on_secret: true, error })
                 }
-                Action::Activate if !on_secret => Some(Dialog::Credential { name, user, secret, on_secret: true }),
-                Action::Activate => {
-                    self.store_credential(name, &user, &secret);
-                    self.dialog.take()
+                Action::Activate => match self.store_credential(name, user.text(), secret.text()) {
+                    Ok(()) => self.dialog.take(),
+                    Err(e) => {
+                        let on_secret = !user.text().trim().is_empty();
+                        Some(Dialog::Credential { name, user, secret, on_secret, error: Some(e) })
+                    }
+                },
+                ref other => {
+                    let edited = if on_secret { secret.edit(other) } else { user.edit(other) };
+                    let error = if edited { None } else { error };
+                    Some(Dialog::Credential { name, user, secret, on_secret, error })
                 }
-                _ => Some(Dialog::Credential { name, user, secret, on_secret }),
             },
         };
     }
@@ -911,18 +934,20 @@ impl App {
             Ok(rotation) => {
                 self.rotation = Some(rotation);
                 if let Some(pane) = self.pane_mut() {
-                    pane.field = Zeroizing::new(String::new());
+                    pane.field.clear();
                     pane.focus = KeyControl::Generate;
                 }
                 self.reload();
                 self.tab = Tab::Rotation;
                 self.rotation_focus = RotationControl::Run;
-                self.status =
-                    if kind == KeyKind::Communication && self.panes[1].status.as_ref().is_some_and(|s| !s.custom) {
-                        "Key reset to the default. The rotation continues: Run checks the next steps.".into()
-                    } else {
-                        "Key imported successfully. The rotation continues: Run checks the next steps.".into()
-                    };
+                let lead = if kind == KeyKind::Communication && self.panes[1].status.as_ref().is_some_and(|s| !s.custom)
+                {
+                    "Key reset to the default."
+                } else {
+                    "Key imported successfully."
+                };
+                self.status = format!("{lead} The rotation continues: Run checks the next steps.");
+                self.import_lead = Some(lead);
                 self.run_rotation();
             }
             Err(e) => self.status = format!("Not imported: {e}"),
@@ -1064,12 +1089,8 @@ impl App {
     }
 
     fn finish_run(&mut self, result: Result<Rotation, String>) {
-        // The import's own message stays in front of what the run found.
-        let lead = ["Key imported successfully.", "Key reset to the default."]
-            .into_iter()
-            .find(|m| self.status.starts_with(m))
-            .map(|m| format!("{m} "))
-            .unwrap_or_default();
+        // The import's own message stays in front of what its run found.
+        let lead = self.import_lead.take().map(|m| format!("{m} ")).unwrap_or_default();
         match result {
             Ok(rotation) => {
                 self.status = lead
@@ -1092,8 +1113,23 @@ impl App {
                     RotationControl::ORDER.into_iter().filter(|c| self.rotation_enabled(*c)).collect();
                 self.rotation_focus = cycle(&enabled, self.rotation_focus, action == Action::FocusNext);
             }
-            Action::Up if self.selected > 0 => self.selected -= 1,
-            Action::Down if self.selected + 1 < steps => self.selected += 1,
+            Action::Up if self.selected > 0 => {
+                self.selected -= 1;
+                self.detail_scroll = 0;
+            }
+            Action::Down if self.selected + 1 < steps => {
+                self.selected += 1;
+                self.detail_scroll = 0;
+            }
+            Action::ScrollDown | Action::ScrollUp => {
+                let (max, page) = self.detail_view.get();
+                let step = page.saturating_sub(1).max(1);
+                self.detail_scroll = if action == Action::ScrollDown {
+                    self.detail_scroll.saturating_add(step).min(max)
+                } else {
+                    self.detail_scroll.min(max).saturating_sub(step)
+                };
+            }
             Action::Activate | Action::Toggle if self.rotation_enabled(self.rotation_focus) => {
                 match self.rotation_focus {
                     RotationControl::Steps => {}
@@ -1103,13 +1139,18 @@ impl App {
                         if let Some(step) = self.current_step_id() {
                             self.dialog = Some(Dialog::Input {
                                 purpose: InputPurpose::SkipReason { step },
-                                value: String::new(),
+                                value: LineEdit::new(LINE_MAX),
+                                error: None,
                             });
                         }
                     }
                     RotationControl::Enter => self.enter_for_current(),
                     RotationControl::Abort => {
-                        self.dialog = Some(Dialog::Input { purpose: InputPurpose::AbortReason, value: String::new() });
+                        self.dialog = Some(Dialog::Input {
+                            purpose: InputPurpose::AbortReason,
+                            value: LineEdit::new(LINE_MAX),
+                            error: None,
+                        });
                     }
                     RotationControl::Rollback => self.rollback_rotation(),
                 }
@@ -1127,61 +1168,77 @@ impl App {
         self.dialog = match step.action {
             StepAction::Credential(name) => Some(Dialog::Credential {
                 name,
-                user: String::new(),
-                secret: Zeroizing::new(String::new()),
+                user: LineEdit::new(LINE_MAX),
+                secret: LineEdit::new(LINE_MAX),
                 on_secret: false,
+                error: None,
             }),
-            StepAction::Machine(_) => {
-                Some(Dialog::Input { purpose: InputPurpose::Fingerprint { step: step.id }, value: String::new() })
-            }
+            StepAction::Machine(_) => Some(Dialog::Input {
+                purpose: InputPurpose::Fingerprint { step: step.id },
+                value: LineEdit::new(LINE_MAX),
+                error: None,
+            }),
             _ => None,
         };
     }
 
     fn commit_current(&mut self, change: Change) {
         let Some(step) = self.current_step_id() else { return };
-        self.commit(Event::step(&step, change));
-    }
-
-    fn commit(&mut self, event: Event) {
-        let expected = self.rotation.as_ref().map(|r| r.revision);
-        match persist::commit(&self.home.dir, expected, event) {
-            Ok(rotation) => {
-                self.status = match rotation.current() {
-                    None if rotation.is_open() => String::new(),
-                    None => "The rotation is finished: every step is done or skipped.".into(),
-                    Some(step) => format!("Next: {}. Run checks it.", step.title),
-                };
-                self.rotation = Some(rotation);
-                self.reload();
-            }
-            Err(e) => {
-                self.status = e.to_string();
-                self.reload();
-            }
+        if let Err(e) = self.commit(Event::step(&step, change)) {
+            self.status = e;
         }
     }
 
-    fn submit_input(&mut self, purpose: InputPurpose, value: String) {
+    /// Records `event` on the rotation; `Err` is why it was refused (the
+    /// screen then shows the rotation as it now stands).
+    fn commit(&mut self, event: Event) -> Result<(), String> {
+        let expected = self.rotation.as_ref().map(|r| r.revision);
+        let result = persist::commit(&self.home.dir, expected, event);
+        self.reload();
+        let rotation = result.map_err(|e| e.to_string())?;
+        self.status = match rotation.current() {
+            None if rotation.is_open() => String::new(),
+            None => "The rotation is finished: every step is done or skipped.".into(),
+            Some(step) => format!("Next: {}. Run checks it.", step.title),
+        };
+        self.rotation = Some(rotation);
+        Ok(())
+    }
+
+    /// Takes a dialog's text: `Err` says, in the wizard's words, what is
+    /// wrong with it (the dialog then stays open with the text).
+    fn submit_input(&mut self, purpose: &InputPurpose, value: &str) -> Result<(), String> {
+        let value = value.trim();
         match purpose {
-            InputPurpose::SkipReason { step } => self.commit(Event::step(&step, Change::Skip(value))),
-            InputPurpose::Fingerprint { step } => match value.parse() {
-                Ok(fp) => self.commit(Event::step(&step, Change::VerifyMachine(fp))),
-                Err(e) => self.status = e,
-            },
+            InputPurpose::SkipReason { step } => {
+                if value.is_empty() {
+                    return Err("Type why the step is skipped: the reason goes in the audit log.".into());
+                }
+                self.commit(Event::step(step, Change::Skip(value.to_string())))
+            }
+            InputPurpose::Fingerprint { step } => {
+                if value.is_empty() {
+                    return Err("Type the fingerprint that machine shows, like 7F3A-91C0-55D2-0B8E.".into());
+                }
+                let fp = value.parse().map_err(|e| format!("That is not a fingerprint: {e}"))?;
+                self.commit(Event::step(step, Change::VerifyMachine(fp)))
+            }
             InputPurpose::AbortReason => {
-                self.commit(Event::Abort { reason: value });
+                if value.is_empty() {
+                    return Err("Type why the rotation is aborted: the reason goes in the audit log.".into());
+                }
+                self.commit(Event::Abort { reason: value.to_string() })?;
                 if self.rotation.as_ref().is_some_and(|r| !r.is_open()) {
                     self.status = "The rotation is aborted and recorded; the key was not rolled back.".into();
                 }
+                Ok(())
             }
         }
     }
 
-    fn store_credential(&mut self, name: CredentialName, user: &str, secret: &str) {
+    fn store_credential(&mut self, name: CredentialName, user: &str, secret: &str) -> Result<(), String> {
         if user.trim().is_empty() || secret.is_empty() {
-            self.status = "Not stored: the user name and the secret are both needed.".into();
-            return;
+            return Err("Type both the user name and the secret; Tab moves between them.".into());
         }
         let result = self.store().and_then(|mut store| {
             store.set_credential(name, user.trim(), secret.as_bytes()).map_err(|e| e.to_string())
@@ -1190,8 +1247,9 @@ impl App {
             Ok(()) => {
                 self.status = format!("The {name} credential is stored under the new key; Run checks it.");
                 self.reload();
+                Ok(())
             }
-            Err(e) => self.status = format!("Not stored: {e}"),
+            Err(e) => Err(format!("Not stored: {e}")),
         }
     }
 }

@@ -6,7 +6,7 @@ mod machines_tab;
 mod rotation_tab;
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
@@ -123,8 +123,9 @@ fn render_dialog(app: &App, dialog: &Dialog, theme: &Theme, frame: &mut Frame<'_
         render_show(app, *kind, text, theme, frame, body);
         return;
     }
+    let mut cursor: Option<(u16, usize)> = None;
     let (title, lines, height): (&str, Vec<Line<'_>>, u16) = match dialog {
-        Dialog::Help => ("Keys", help_lines(), 16),
+        Dialog::Help => ("Keys", help_lines(), 15),
         Dialog::Show { .. } => return,
         Dialog::Confirm { key, multi, lines, .. } => {
             let mut out: Vec<Line<'_>> = lines.iter().map(|l| Line::raw(l.clone())).collect();
@@ -144,7 +145,7 @@ fn render_dialog(app: &App, dialog: &Dialog, theme: &Theme, frame: &mut Frame<'_
             let height = u16::try_from(out.len()).unwrap_or(12) + 4;
             (title, out, height)
         }
-        Dialog::Input { purpose, value } => {
+        Dialog::Input { purpose, value, error } => {
             let kind = app.rotation.as_ref().map_or("KIND", |r| r.kind.name());
             let (title, prompt) = match purpose {
                 InputPurpose::SkipReason { .. } => {
@@ -159,22 +160,39 @@ fn render_dialog(app: &App, dialog: &Dialog, theme: &Theme, frame: &mut Frame<'_
                     "Why? The key is not rolled back. Enter aborts, Esc keeps going.".to_string(),
                 ),
             };
-            (title, vec![Line::raw(prompt), Line::raw(""), Line::styled(format!("> {value}_"), theme.focused())], 7)
+            // Inside the borders, after "> ".
+            let (shown, column) = value.window(usize::from(body.width.saturating_sub(5)));
+            cursor = Some((2, 3 + column));
+            let error = match error {
+                Some(e) => Line::styled(e.clone(), theme.bad()),
+                None => Line::raw(""),
+            };
+            (
+                title,
+                vec![Line::raw(prompt), Line::raw(""), Line::styled(format!("> {shown}"), theme.focused()), error],
+                8,
+            )
         }
-        Dialog::Credential { name, user, secret, on_secret } => {
+        Dialog::Credential { name, user, secret, on_secret, error } => {
             let field = |label: &str, value: String, focused: bool| {
-                let text = format!("{label:<10}{value}{}", if focused { "_" } else { "" });
+                let text = format!("{label:<10}{value}");
                 if focused { Line::styled(text, theme.focused()) } else { Line::raw(text) }
             };
+            let (user_shown, user_column) = user.window(usize::from(body.width.saturating_sub(13)));
+            // Masked: never the secret, not even its length.
+            let mask = if secret.is_empty() { String::new() } else { "********".into() };
+            cursor = Some(if *on_secret { (3, 11 + mask.len()) } else { (2, 11 + user_column) });
             (
                 "Re-enter the credential",
                 vec![
                     Line::raw(format!("The {name} credential, stored sealed under the new key.")),
                     Line::raw(""),
-                    field("User:", user.clone(), !on_secret),
-                    // Masked: never the secret, not even its length.
-                    field("Secret:", if secret.is_empty() { String::new() } else { "********".into() }, *on_secret),
-                    Line::raw(""),
+                    field("User:", user_shown, !on_secret),
+                    field("Secret:", mask, *on_secret),
+                    match error {
+                        Some(e) => Line::styled(e.clone(), theme.bad()),
+                        None => Line::raw(""),
+                    },
                     Line::raw("Tab: other field   Enter: next field, then store   Esc: cancel"),
                 ],
                 10,
@@ -185,6 +203,12 @@ fn render_dialog(app: &App, dialog: &Dialog, theme: &Theme, frame: &mut Frame<'_
     let area = centered(body, body.width, height);
     frame.render_widget(Clear, area);
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block(title, theme)), area);
+    // The terminal's cursor where typing goes: (row, column) inside the box.
+    if let Some((row, column)) = cursor {
+        let x = area.x + 1 + u16::try_from(column).unwrap_or(0);
+        let y = area.y + 1 + row;
+        frame.set_cursor_position(Position { x: x.min(area.right().saturating_sub(2)), y });
+    }
 }
 
 /// The key, shown over the whole body with nothing else on its row, so
@@ -211,23 +235,7 @@ fn render_show(app: &App, kind: KeyKind, text: &str, theme: &Theme, frame: &mut 
 }
 
 fn help_lines() -> Vec<Line<'static>> {
-    [
-        "Tab / Shift-Tab     next / previous control",
-        "Left / Right, 1-4   previous / next tab, or tab by number (PgUp/PgDn in a field)",
-        "Up / Down           move in a list or a choice",
-        "Enter               press the focused control",
-        "Space               toggle a choice",
-        "Esc                 back out of a field or a dialog",
-        "?                   these keys",
-        "q, Ctrl-C           quit (q not while typing)",
-        "",
-        "Paste a key with your terminal's paste (bracketed paste): line breaks a",
-        "console added are dropped. Markers: [x] done  [>] current  [ ] pending",
-        "[-] skipped  [!] failed.",
-    ]
-    .into_iter()
-    .map(Line::raw)
-    .collect()
+    keymap::help_lines().iter().copied().map(Line::raw).collect()
 }
 
 #[cfg(test)]

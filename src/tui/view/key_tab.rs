@@ -78,15 +78,10 @@ fn render_replace(app: &App, pane: &KeyPane, theme: &Theme, frame: &mut Frame<'_
     let width = usize::from(area.width.saturating_sub(2)).saturating_sub(generate.width() + import.width() + 6);
     let focused = pane.focus == KeyControl::Field;
     let inner = width.saturating_sub(2);
-    let text: String = if pane.field.is_empty() {
-        PLACEHOLDER.chars().take(inner).collect()
-    } else {
-        // Show the end of a long key: that is where typing happens.
-        let chars: Vec<char> = pane.field.chars().collect();
-        let start = chars.len().saturating_sub(inner.saturating_sub(1));
-        let shown: String = chars[start..].iter().collect();
-        if start > 0 { format!("<{shown}") } else { shown }
-    };
+    // The end of a long key shows (that is where typing happens), or
+    // wherever the cursor was moved.
+    let (text, column) =
+        if pane.field.is_empty() { (PLACEHOLDER.chars().take(inner).collect(), 0) } else { pane.field.window(inner) };
     // Focus shows as `>` `<` around the field and the terminal's cursor in
     // it: a focus move then rewrites two cells, not the whole field.
     let (open, close) = if focused { ('>', '<') } else { ('[', ']') };
@@ -102,14 +97,13 @@ fn render_replace(app: &App, pane: &KeyPane, theme: &Theme, frame: &mut Frame<'_
     ]);
     frame.render_widget(Paragraph::new(line).block(block("Replace Key", theme)), area);
     if focused && app.dialog.is_none() {
-        let typed = if pane.field.is_empty() { 0 } else { text.chars().count() };
         let x = area.x
             + 1
             + 1
             + u16::try_from(pane_button_width(app, pane, theme)).unwrap_or(0)
             + 2
             + 1
-            + u16::try_from(typed).unwrap_or(0);
+            + u16::try_from(column).unwrap_or(0);
         frame.set_cursor_position(Position { x: x.min(area.right().saturating_sub(2)), y: area.y + 1 });
     }
 }

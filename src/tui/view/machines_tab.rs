@@ -52,11 +52,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
             None if row.is_some() => ("DOWN".into(), String::new()),
             None => ("-".into(), String::new()),
         };
-        let rollout = app
-            .rotation
-            .as_ref()
-            .and_then(|r| r.steps.iter().find(|s| s.id == format!("machine-{name}")))
-            .map_or("-", |s| s.state.name());
+        let rollout = app.rotation.as_ref().and_then(|r| r.machine_step(name)).map_or("-", |s| s.state.name());
         let pointer = if i == app.machine_selected { ">" } else { " " };
         let text = format!(
             "{pointer} {:<12} {:<10} {:<14} {:<14} {:<5} {:>5} {rollout}",
@@ -96,8 +92,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
                 _ => {}
             }
         }
-        if let Some(step) =
-            app.rotation.as_ref().and_then(|r| r.steps.iter().find(|s| s.id == format!("machine-{name}")))
+        if let Some(step) = app.rotation.as_ref().and_then(|r| r.machine_step(name))
             && let Some(e) = step.state.evidence()
         {
             about.push(Line::raw(format!(" Rollout: {}", crate::display::escape(e))));

@@ -109,7 +109,24 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame<'_>, area: Rect) {
         };
         let plural = if seeds.len() == 1 { "step" } else { "steps" };
         let title = format!("{}: {kind}, original {plural} {}", step.id, seeds.join(", "));
-        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }).block(block(&title, theme)), detail);
+        // Wrapped to the box; what does not fit scrolls (PgUp/PgDn), and
+        // the box's bottom edge says there is more.
+        let paragraph = Paragraph::new(text).wrap(Wrap { trim: true });
+        let inner_rows = detail.height.saturating_sub(2);
+        let total = u16::try_from(paragraph.line_count(detail.width.saturating_sub(2))).unwrap_or(u16::MAX);
+        let max = total.saturating_sub(inner_rows);
+        app.detail_view.set((max, inner_rows));
+        let scroll = app.detail_scroll.min(max);
+        let mut frame_block = block(&title, theme);
+        if max > 0 {
+            let more = match (scroll > 0, scroll < max) {
+                (false, _) => "PgDn: more below",
+                (true, true) => "PgUp/PgDn: more above and below",
+                (true, false) => "PgUp: more above",
+            };
+            frame_block = frame_block.title_bottom(Line::styled(format!(" {more} "), theme.title()).right_aligned());
+        }
+        frame.render_widget(paragraph.scroll((scroll, 0)).block(frame_block), detail);
     }
     let control =
         |c: RotationControl, label: &str| button(label, app.rotation_focus == c, app.rotation_enabled(c), theme);
