@@ -36,7 +36,8 @@ pub struct StatusReport {
 /// One key in [`StatusReport`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyReport {
-    /// `custom` or `default`.
+    /// `custom` or `default` (absent from old versions).
+    #[serde(default)]
     pub loaded: String,
     pub fingerprint: Fingerprint,
     /// When the custom key was imported.

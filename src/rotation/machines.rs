@@ -206,7 +206,15 @@ pub fn checked_push(
     let answer = push(machine, kind, key, remote, timeout);
     let Err(lost) = &answer else { return machine_change(&machine.name, kind, new, &answer) };
     let name = &machine.name;
-    match status(machine, remote, STATUS_TIMEOUT.min(timeout)) {
+    // The status session carries no key, but a remote that repeats earlier
+    // input (a logging wrapper, a shared shell) could still print it.
+    let status = status(machine, remote, STATUS_TIMEOUT.min(timeout)).map_err(|mut e| {
+        if let Some(key) = key {
+            withhold(&mut e, key);
+        }
+        e
+    });
+    match status {
         Ok(s) if s.fingerprint(kind) == Some(new) => Change::Wait(format!(
             "{name}: holds the new key {new} (its status says), but its join answer was lost ({lost}), so its restarts and upgrade are not confirmed. Run again to retry (a join changes nothing twice), or check there and type the fingerprint: keyturn rotation confirm machine-{name} --fingerprint {new}"
         )),
