@@ -7,7 +7,7 @@
 //! debug-only test hooks removed from its environment. Key text is built here
 //! from the documented format (not with keyturn's own code), so the tests also
 //! freeze the format.
-
+#![cfg_attr(not(unix), allow(dead_code, unused_imports, unused_variables, unused_mut))] // helpers of unix-only tests
 #![cfg(unix)]
 
 mod common;

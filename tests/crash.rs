@@ -3,6 +3,7 @@
 //! turn (`KEYTURN_CRASH_AT=N`, debug builds). After every crash the store
 //! still loads with either the old or the new key, no file is torn, and the
 //! same command run again finishes the change with nothing lost.
+#![cfg_attr(not(unix), allow(dead_code, unused_imports, unused_variables, unused_mut))] // helpers of unix-only tests
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! the project, one huge line, invalid UTF-8; names and answers carrying
 //! control characters or ANSI escapes, which must never reach the terminal
 //! raw; a home owned by another user.
+#![cfg_attr(not(unix), allow(dead_code, unused_imports, unused_variables, unused_mut))] // helpers of unix-only tests
 
 use std::fs;
 use std::io::Write;

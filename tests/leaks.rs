@@ -3,6 +3,7 @@
 //! and no output, log, lock note or other file in the home may carry either
 //! key in any form it could plausibly be written in (DESIGN.md §1, §7: "The
 //! key never appears in logs, panic messages, debug output, the audit log").
+#![cfg_attr(not(unix), allow(dead_code, unused_imports, unused_variables, unused_mut))] // helpers of unix-only tests
 
 mod common;
 

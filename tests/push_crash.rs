@@ -6,7 +6,7 @@
 //! again. Every run ends where an uninterrupted push ends: every machine
 //! step done, every machine on the new key, the disagreement window over
 //! all 50, and an audit log with each transition once.
-
+#![cfg_attr(not(unix), allow(dead_code, unused_imports, unused_variables, unused_mut))] // helpers of unix-only tests
 #![cfg(unix)]
 
 mod common;

@@ -24,7 +24,7 @@
 //! debug-only hooks and the backtrace variables removed from its
 //! environment. Every stand-in has a process name of its own, and a guard
 //! kills it when its test ends, passed or failed.
-
+#![cfg_attr(not(unix), allow(dead_code, unused_imports, unused_variables, unused_mut))] // helpers of unix-only tests
 #![cfg(unix)]
 
 mod common;

@@ -2,7 +2,7 @@
 //! an upgrade racing an import and a purge, a link swapped in while an
 //! upgrade runs. Tokens are sealed through the library (fast); every change
 //! goes through the real binary.
-
+#![cfg_attr(not(unix), allow(dead_code, unused_imports, unused_variables, unused_mut))] // helpers of unix-only tests
 #![cfg(unix)]
 
 mod common;

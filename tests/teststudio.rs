@@ -3,6 +3,8 @@
 //! every kind, `Settings.aiis`, a BOM `.resx`, CRLF and LF, a 270 KB line,
 //! an `.xlsx` data source and image stores. Upgraded twice then purged; the
 //! secrets inventory; tokens in zips keyturn cannot rewrite; read-only files.
+#![cfg_attr(not(unix), allow(dead_code, unused_imports, unused_variables, unused_mut))]
+// helpers of unix-only tests
 // Unix modes and rustix: the read-only attribute on Windows is handled in
 // project/files.rs (the Windows build compiles it).
 #![cfg(unix)]

@@ -15,7 +15,7 @@
 //! `capture-pane` until the expected text shows, never read after a fixed
 //! sleep. Without tmux the tests print a notice and pass (`.ci/run` installs
 //! it, so CI runs them).
-
+#![cfg_attr(not(unix), allow(dead_code, unused_imports, unused_variables, unused_mut))] // helpers of unix-only tests
 #![cfg(unix)]
 
 use std::fs;

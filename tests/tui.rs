@@ -17,6 +17,7 @@
 //!
 //! Snapshots are committed: run `INSTA_UPDATE=always cargo test --test tui`
 //! after a deliberate change to a screen, and read the `.snap` diff.
+#![cfg_attr(not(unix), allow(dead_code, unused_imports, unused_variables, unused_mut))] // helpers of unix-only tests
 
 use std::fs;
 use std::path::PathBuf;

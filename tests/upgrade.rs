@@ -15,7 +15,7 @@
 //! debug-only hooks removed from its environment. Project files are built
 //! here as lists of segments (text that must stay byte for byte, and tokens),
 //! so a check can split a file at its token positions and compare the rest.
-
+#![cfg_attr(not(unix), allow(dead_code, unused_imports, unused_variables, unused_mut))] // helpers of unix-only tests
 #![cfg(unix)]
 
 mod common;

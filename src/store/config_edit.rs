@@ -60,7 +60,9 @@ pub fn names_folder(home: &Path, written: &str, dir: &Path) -> bool {
             dunce::simplified(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())).to_path_buf()
         })
     };
-    same_path(&resolve(&home.join(written)), &resolve(dir))
+    // Both joined to the home: on Windows a root-relative path (`\srv\a`)
+    // then takes the home's drive on both sides, not the current one.
+    same_path(&resolve(&home.join(written)), &resolve(&home.join(dir)))
 }
 
 fn same_path(a: &Path, b: &Path) -> bool {

@@ -201,6 +201,10 @@ impl Default for FakeProcesses {
     }
 }
 
+/// Where the fake processes' executables are: an absolute path on each
+/// platform, so a component named by path matches them.
+const FAKE_DIR: &str = if cfg!(windows) { r"C:\opt\fake" } else { "/opt/fake" };
+
 impl FakeProcesses {
     /// A process of `name` run by the same owner as the default `me`.
     pub fn process(name: &str, pid: u32, started: u64) -> ProcessInfo {
@@ -210,7 +214,7 @@ impl FakeProcesses {
             name: name.into(),
             owner: Some("uid 1000".into()),
             session: None,
-            exe: Some(PathBuf::from("/opt/fake").join(name)),
+            exe: Some(PathBuf::from(FAKE_DIR).join(name)),
         }
     }
 }
@@ -282,9 +286,12 @@ mod tests {
         assert!(wanted.matches(&mine));
         assert!(!wanted.matches(&theirs), "another user's process of the same name");
         assert!(!wanted.matches(&other_session), "the same user's process in another session");
-        let by_path = Wanted::new("/opt/fake/client", Some(&me));
+        let by_path = Wanted::new(&format!("{FAKE_DIR}{}client", std::path::MAIN_SEPARATOR), Some(&me));
         assert!(by_path.matches(&mine) && by_path.matches(&theirs));
-        assert!(!by_path.matches(&ProcessInfo { exe: Some("/elsewhere/client".into()), ..mine.clone() }));
+        assert!(!by_path.matches(&ProcessInfo {
+            exe: Some(std::path::Path::new(FAKE_DIR).join("elsewhere").join("client")),
+            ..mine.clone()
+        }));
         assert_eq!(
             mine.describe(),
             "pid 10: client, owner uid 1000, started 1970-01-01 00:01:40Z",
