@@ -36,14 +36,49 @@ pub fn edited(original: &str, change: impl FnOnce(&mut DocumentMut) -> bool) -> 
     if !change(&mut doc) {
         return Ok(None);
     }
-    let edited = doc.to_string();
-    // toml_edit writes line feeds: a file with CRLF line endings (Notepad)
-    // keeps them.
-    let crlf = original.contains("\r\n") && !original.replace("\r\n", "").contains('\n');
-    let edited = if crlf { edited.replace("\r\n", "\n").replace('\n', "\r\n") } else { edited };
+    let edited = line_endings_kept(original, &doc.to_string());
     toml::from_str::<Config>(&edited)
         .map_err(|e| format!("the edit would make it invalid ({}); nothing was written", e.message()))?;
     Ok(Some(edited))
+}
+
+/// `edited` with the line endings of `original` kept: toml_edit writes
+/// line feeds, but a file edited in Notepad has CRLF, and one edited by
+/// several tools may mix both. Each line of `edited` found in order among
+/// the original's lines keeps that line's ending; a new line takes the
+/// ending most of the original's lines have.
+fn line_endings_kept(original: &str, edited: &str) -> String {
+    let old: Vec<(&str, &str)> = original
+        .split_inclusive('\n')
+        .map(|l| match l.strip_suffix("\r\n") {
+            Some(body) => (body, "\r\n"),
+            None => l.strip_suffix('\n').map_or((l, ""), |body| (body, "\n")),
+        })
+        .collect();
+    let crlf = old.iter().filter(|(_, end)| *end == "\r\n").count();
+    let lf = old.iter().filter(|(_, end)| *end == "\n").count();
+    let usual = if crlf > lf { "\r\n" } else { "\n" };
+    let mut next = 0;
+    let mut out = String::with_capacity(edited.len() + crlf);
+    for line in edited.split_inclusive('\n') {
+        let (body, ends) = match line.strip_suffix('\n') {
+            Some(body) => (body.strip_suffix('\r').unwrap_or(body), true),
+            None => (line, false),
+        };
+        out.push_str(body);
+        if !ends {
+            continue;
+        }
+        match old[next.min(old.len())..].iter().position(|(b, _)| *b == body) {
+            Some(at) => {
+                let (_, end) = old[next + at];
+                out.push_str(if end.is_empty() { usual } else { end });
+                next += at + 1;
+            }
+            None => out.push_str(usual),
+        }
+    }
+    out
 }
 
 fn path_text(path: &Path) -> String {
@@ -175,6 +210,21 @@ pub fn remove_machine(home: &Path, name: &str) -> Result<bool, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_edit_keeps_each_lines_ending_crlf_lf_or_mixed() {
+        for original in [
+            "# a\r\n[[projects]]\r\npath = \"/a\"\r\n",
+            "# a\n[[projects]]\npath = \"/a\"\n",
+            "# a\r\n\n# b\n[[projects]]\r\npath = \"/a\"\n# end",
+        ] {
+            let added = edited(original, |doc| add_project_entry(doc, "/b")).expect("valid").expect("changed");
+            assert!(added.starts_with(original.trim_end_matches("# end")), "{original:?} -> {added:?}");
+            let removed =
+                edited(&added, |doc| remove_entry(doc, "projects", "path", "/b")).expect("valid").expect("changed");
+            assert_eq!(removed, original, "an add then a remove gives back every byte");
+        }
+    }
 
     #[test]
     fn keeps_comments_and_layout() {
