@@ -8,7 +8,10 @@ cd "$ROOT"
 step() { printf '== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)" >&2; }
 step "wine prefix"
 scripts/windows/prefix.sh
-# One wineserver for the whole run: services live as long as it does.
+# One wineserver for the whole run: services live as long as it does. A
+# server left by an earlier run on this prefix is ended first (-p refuses
+# to start beside it).
+wineserver -k >/dev/null 2>&1 || true
 wineserver -p
 trap 'wineserver -k || true' EXIT
 step "unit tests under wine"
