@@ -556,15 +556,16 @@ fn write(scan: Scan, ring: &Keyring, progress: &mut dyn FnMut(Progress)) -> Resu
         report.upgraded = 0;
         report.files_rewritten = 0;
         let next = AtomicUsize::new(0);
+        let pending = files::Pending::default();
         let mut failure = None;
         std::thread::scope(|scope| {
             let (sender, receiver) = std::sync::mpsc::channel();
             for _ in 0..WRITERS.min(files.len()) {
                 let sender = sender.clone();
-                let (next, files) = (&next, &files);
+                let (next, files, pending) = (&next, &files, &pending);
                 scope.spawn(move || {
                     while let Some(entry) = files.get(next.fetch_add(1, Ordering::SeqCst)) {
-                        let result = upgrade_file(entry, ring);
+                        let result = upgrade_file(entry, ring, pending);
                         let failed = result.is_err();
                         if sender.send((entry, result)).is_err() || failed {
                             break;
@@ -607,9 +608,17 @@ fn write(scan: Scan, ring: &Keyring, progress: &mut dyn FnMut(Progress)) -> Resu
                 }
             }
         });
+        // Each directory renamed into is flushed once, now, before this
+        // project's report (or the error that stopped it) is given: see
+        // `files::Pending` for why that keeps the crash guarantee.
+        let flushed = pending.flush().map_err(|e| {
+            let root = report.project.clone();
+            ProjectError::Io { path: root, source: e }
+        });
         if let Some(e) = failure {
             return Err(e);
         }
+        flushed?;
         report.skipped.sort_by(|a, b| a.file.cmp(&b.file));
         report.hard_links_broken.sort();
     }
@@ -626,7 +635,7 @@ const WRITERS: usize = 4;
 
 /// Rewrites one file if it still holds tokens to upgrade: read, rewrite,
 /// then replace, if the name still holds the file that was read.
-fn upgrade_file(entry: &Entry, ring: &Keyring) -> Result<Rewritten, ProjectError> {
+fn upgrade_file(entry: &Entry, ring: &Keyring, pending: &files::Pending) -> Result<Rewritten, ProjectError> {
     let (opened, (rewritten, upgraded)) = match look(entry)? {
         Look::Text(opened, encoding) => {
             let rewritten = rewrite_in(&opened.bytes, encoding, ring);
@@ -645,7 +654,10 @@ fn upgrade_file(entry: &Entry, ring: &Keyring) -> Result<Rewritten, ProjectError
         return Ok(Rewritten::Done(0, false));
     }
     match files::replace(&entry.path, &opened, &rewritten).map_err(io(&entry.path))? {
-        Outcome::Done(()) => Ok(Rewritten::Done(upgraded, hard_linked(&opened.meta))),
+        Outcome::Done(()) => {
+            pending.note(&entry.dir_id, &opened).map_err(io(&entry.path))?;
+            Ok(Rewritten::Done(upgraded, hard_linked(&opened.meta)))
+        }
         Outcome::Refused(Refused::Swapped) => Ok(Rewritten::Skipped(SkipReason::Swapped, upgraded)),
         Outcome::Refused(Refused::Changed) => Ok(Rewritten::Skipped(SkipReason::Changed, upgraded)),
     }
