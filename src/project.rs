@@ -1,8 +1,8 @@
 //! Projects: finding the tokens in a project's text files and upgrading them
 //! (re-encrypting under the active key) without touching a byte around them.
 //!
-//! An upgrade works in two passes. The first reads every file, one at a time,
-//! and determines which tokens are current, which are under a retired key
+//! An upgrade works in two passes. The first reads every file, a few at a
+//! time on threads (results added in walk order), and determines which tokens are current, which are under a retired key
 //! of the ring and which cannot be opened (malformed, unknown key); nothing
 //! is written. The second rewrites, crash-safely, only the files holding
 //! tokens to upgrade, decided again from their content, and opens each of
@@ -334,6 +334,13 @@ impl Usage {
             self.places.push(place());
         }
     }
+
+    /// Adds `other`, found after these.
+    fn merge(&mut self, other: Usage) {
+        self.count += other.count;
+        let room = USAGE_PLACES.saturating_sub(self.places.len());
+        self.places.extend(other.places.into_iter().take(room));
+    }
 }
 
 /// How many places [`Usage`] keeps per key.
@@ -354,7 +361,7 @@ pub struct Scan {
     pub unknown: Usage,
 }
 
-/// Pass 1: reads every file of the projects at `roots`, one at a time, and
+/// Pass 1: reads every file of the projects at `roots`, a few at a time, and
 /// finds out which tokens are current, which can be upgraded and which
 /// cannot be opened, and which skipped files hold tokens; writes nothing.
 pub fn scan(roots: &[PathBuf], ring: &Keyring, progress: &mut dyn FnMut(Progress)) -> Result<Scan, ProjectError> {
@@ -384,62 +391,49 @@ fn scan_with(
         let mut report = ProjectReport { project: root.clone(), ..Default::default() };
         report.files_skipped = walk.others.len();
         let mut to_rewrite = Vec::new();
-        for entry in walk.entries {
-            done += 1;
-            let tokens_before = report.tokens;
-            match look(&entry)? {
-                Look::Skipped(reason, tokens) => {
-                    report.files_skipped += 1;
-                    let file = relative(&entry.path);
-                    for t in &tokens {
-                        let id = ParsedToken::parse(t).ok().map(|p| p.key_id());
-                        let place = || format!("{} (skipped: {reason})", crate::display::path(&entry.path));
-                        match id {
-                            Some(id) => scan.usage.entry(id).or_default().add(place),
-                            None => scan.unknown.add(place),
-                        }
-                    }
-                    if !tokens.is_empty() || reason == SkipReason::Swapped {
-                        report.skipped.push(SkippedFile { file, reason, tokens: tokens.len() });
-                    }
-                }
-                Look::Text(opened, encoding) => {
-                    report.files_scanned += 1;
-                    let mut upgrades = 0;
-                    let writable = writable_dir(&entry.path);
-                    for found in text::tokens(&opened.bytes, encoding) {
-                        report.tokens += 1;
-                        if let Ok(id) = ParsedToken::parse(&found.text).map(|p| p.key_id()) {
-                            let place = || format!("{}:{}", crate::display::path(&entry.path), found.line);
-                            scan.usage.entry(id).or_default().add(place);
-                        }
-                        match judge(ring, &found.text, open || !writable) {
-                            Verdict::Current => report.current += 1,
-                            Verdict::Upgrade => upgrades += 1,
-                            Verdict::Unreadable(reason) => {
-                                let file = relative(&entry.path);
-                                report.unreadable.push(Unreadable { file, line: found.line, reason });
+        let relative = &relative;
+        // The files are read and judged on a few threads, a chunk at a
+        // time, and what each found is added in walk order, so the report
+        // is the same as one thread's; reading writes nothing, so it is
+        // safe on any thread.
+        for chunk in walk.entries.chunks(WRITERS * 8) {
+            let next = AtomicUsize::new(0);
+            let mut found: Vec<Option<Result<Checked, ProjectError>>> = (0..chunk.len()).map(|_| None).collect();
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..WRITERS.min(chunk.len()))
+                    .map(|_| {
+                        let next = &next;
+                        scope.spawn(move || {
+                            let mut mine = Vec::new();
+                            loop {
+                                let i = next.fetch_add(1, Ordering::SeqCst);
+                                let Some(entry) = chunk.get(i) else { break };
+                                mine.push((i, check_entry(entry, relative, ring, open)));
                             }
-                        }
-                    }
-                    if upgrades > 0 && !writable {
-                        let file = relative(&entry.path);
-                        report.skipped.push(SkippedFile { file, reason: SkipReason::ReadOnlyFolder, tokens: upgrades });
-                    } else if upgrades > 0 {
-                        report.upgraded += upgrades;
-                        report.files_rewritten += 1;
-                        to_rewrite.push(entry);
-                    }
-                }
-                Look::Zip(opened) => {
-                    let rel = relative(&entry.path);
-                    if check_archive(&entry.path, &rel, &opened.bytes, ring, &mut report, &mut scan) {
-                        to_rewrite.push(entry);
+                            mine
+                        })
+                    })
+                    .collect();
+                for worker in workers {
+                    // A reader that panicked leaves its files to this thread.
+                    for (i, result) in worker.join().unwrap_or_default() {
+                        found[i] = Some(result);
                     }
                 }
+            });
+            for (entry, result) in chunk.iter().zip(found) {
+                done += 1;
+                let checked = match result {
+                    Some(result) => result?,
+                    // A reader that panicked: read it here.
+                    None => check_entry(entry, relative, ring, open)?,
+                };
+                tokens_seen += checked.report.tokens;
+                if checked.merge_into(&mut report, &mut scan) {
+                    to_rewrite.push(entry.clone());
+                }
+                progress(Progress { pass: 1, files_done: done, files_total: total, tokens: tokens_seen });
             }
-            tokens_seen += report.tokens - tokens_before;
-            progress(Progress { pass: 1, files_done: done, files_total: total, tokens: tokens_seen });
         }
         // Links and special files are never opened: their tokens (if any)
         // are in the files they name, which are scanned where they are
@@ -448,6 +442,100 @@ fn scan_with(
         scan.plans.push(to_rewrite);
     }
     Ok(scan)
+}
+
+/// What pass 1 found in one file: its share of the project's report and of
+/// the key usage, and whether it is to be rewritten.
+struct Checked {
+    report: ProjectReport,
+    scan: Scan,
+    rewrite: bool,
+}
+
+impl Checked {
+    /// Adds this file's findings to the project's `report` and to `scan`;
+    /// whether the file is to be rewritten.
+    fn merge_into(self, report: &mut ProjectReport, scan: &mut Scan) -> bool {
+        let mine = self.report;
+        report.files_scanned += mine.files_scanned;
+        report.files_skipped += mine.files_skipped;
+        report.tokens += mine.tokens;
+        report.current += mine.current;
+        report.upgraded += mine.upgraded;
+        report.files_rewritten += mine.files_rewritten;
+        report.unreadable.extend(mine.unreadable);
+        report.skipped.extend(mine.skipped);
+        for (id, usage) in self.scan.usage {
+            scan.usage.entry(id).or_default().merge(usage);
+        }
+        scan.unknown.merge(self.scan.unknown);
+        self.rewrite
+    }
+}
+
+/// Pass 1 for one file: reads it (never through a link) and judges its
+/// tokens; `relative` names it in its project.
+fn check_entry(
+    entry: &Entry,
+    relative: &dyn Fn(&Path) -> PathBuf,
+    ring: &Keyring,
+    open: bool,
+) -> Result<Checked, ProjectError> {
+    let mut report = ProjectReport::default();
+    let mut scan = Scan::default();
+    let mut rewrite = false;
+    match look(entry)? {
+        Look::Skipped(reason, tokens) => {
+            report.files_skipped += 1;
+            let file = relative(&entry.path);
+            for t in &tokens {
+                let id = ParsedToken::parse(t).ok().map(|p| p.key_id());
+                let place = || format!("{} (skipped: {reason})", crate::display::path(&entry.path));
+                match id {
+                    Some(id) => scan.usage.entry(id).or_default().add(place),
+                    None => scan.unknown.add(place),
+                }
+            }
+            if !tokens.is_empty() || reason == SkipReason::Swapped {
+                report.skipped.push(SkippedFile { file, reason, tokens: tokens.len() });
+            }
+        }
+        Look::Text(opened, encoding) => {
+            report.files_scanned += 1;
+            let mut upgrades = 0;
+            let writable = writable_dir(&entry.path);
+            for found in text::tokens(&opened.bytes, encoding) {
+                report.tokens += 1;
+                if let Ok(id) = ParsedToken::parse(&found.text).map(|p| p.key_id()) {
+                    let place = || format!("{}:{}", crate::display::path(&entry.path), found.line);
+                    scan.usage.entry(id).or_default().add(place);
+                }
+                match judge(ring, &found.text, open || !writable) {
+                    Verdict::Current => report.current += 1,
+                    Verdict::Upgrade => upgrades += 1,
+                    Verdict::Unreadable(reason) => {
+                        let file = relative(&entry.path);
+                        report.unreadable.push(Unreadable { file, line: found.line, reason });
+                    }
+                }
+            }
+            if upgrades > 0 && !writable {
+                let file = relative(&entry.path);
+                report.skipped.push(SkippedFile { file, reason: SkipReason::ReadOnlyFolder, tokens: upgrades });
+            } else if upgrades > 0 {
+                report.upgraded += upgrades;
+                report.files_rewritten += 1;
+                rewrite = true;
+            }
+        }
+        Look::Zip(opened) => {
+            let rel = relative(&entry.path);
+            if check_archive(&entry.path, &rel, &opened.bytes, ring, &mut report, &mut scan) {
+                rewrite = true;
+            }
+        }
+    }
+    Ok(Checked { report, scan, rewrite })
 }
 
 /// Judges the tokens inside the zip `bytes` (the file at `path`, `rel` in
