@@ -1,11 +1,13 @@
 //! Projects: finding the tokens in a project's text files and upgrading them
 //! (re-encrypting under the active key) without touching a byte around them.
 //!
-//! An upgrade works in two passes. The first reads every file, one at a time,
-//! and determines which tokens are current, which can be upgraded and which
-//! cannot be opened; nothing is written. The second rewrites, one file at a
-//! time and crash-safely, only the files holding tokens to upgrade, decided
-//! again from their content. A crash at any point leaves every file either as
+//! An upgrade works in two passes. The first reads every file, a few at a
+//! time on threads (results added in walk order), and determines which tokens are current, which are under a retired key
+//! of the ring and which cannot be opened (malformed, unknown key); nothing
+//! is written. The second rewrites, crash-safely, only the files holding
+//! tokens to upgrade, decided again from their content, and opens each of
+//! those tokens there, once: one that does not open (tampered with) is
+//! reported then. A dry run opens every token in the first pass. A crash at any point leaves every file either as
 //! it was or upgraded, both readable through the keyring, so a rerun finishes
 //! the job, and a run after a complete one writes nothing.
 
@@ -297,13 +299,18 @@ enum Verdict {
     Unreadable(TokenError),
 }
 
-fn judge(ring: &Keyring, candidate: &str) -> Verdict {
+fn judge(ring: &Keyring, candidate: &str, open: bool) -> Verdict {
     let parsed = match ParsedToken::parse(candidate) {
         Ok(parsed) => parsed,
         Err(e) => return Verdict::Unreadable(e),
     };
     if ring.is_current(&parsed) {
         return Verdict::Current;
+    }
+    // Without `open`, a token under a key of the ring is taken as
+    // upgradable; pass 2 opens it (once) and reports it if it does not open.
+    if !open && ring.holds(&parsed) {
+        return Verdict::Upgrade;
     }
     match ring.open(candidate) {
         Ok(_) => Verdict::Upgrade,
@@ -327,6 +334,13 @@ impl Usage {
             self.places.push(place());
         }
     }
+
+    /// Adds `other`, found after these.
+    fn merge(&mut self, other: Usage) {
+        self.count += other.count;
+        let room = USAGE_PLACES.saturating_sub(self.places.len());
+        self.places.extend(other.places.into_iter().take(room));
+    }
 }
 
 /// How many places [`Usage`] keeps per key.
@@ -347,10 +361,24 @@ pub struct Scan {
     pub unknown: Usage,
 }
 
-/// Pass 1: reads every file of the projects at `roots`, one at a time, and
+/// Pass 1: reads every file of the projects at `roots`, a few at a time, and
 /// finds out which tokens are current, which can be upgraded and which
 /// cannot be opened, and which skipped files hold tokens; writes nothing.
 pub fn scan(roots: &[PathBuf], ring: &Keyring, progress: &mut dyn FnMut(Progress)) -> Result<Scan, ProjectError> {
+    scan_with(roots, ring, true, progress)
+}
+
+/// [`scan`]; with `open` false, tokens of text files under a retired key of
+/// the ring are not opened (decrypted) here but in pass 2, which rewrites
+/// them: each token is decrypted once, and one that does not open is
+/// reported by pass 2. Files in read-only folders, whose tokens pass 2 does
+/// not see, and zip entries are still opened here.
+fn scan_with(
+    roots: &[PathBuf],
+    ring: &Keyring,
+    open: bool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Scan, ProjectError> {
     let mut scan = Scan::default();
     let mut walks = Vec::new();
     for root in roots {
@@ -363,61 +391,49 @@ pub fn scan(roots: &[PathBuf], ring: &Keyring, progress: &mut dyn FnMut(Progress
         let mut report = ProjectReport { project: root.clone(), ..Default::default() };
         report.files_skipped = walk.others.len();
         let mut to_rewrite = Vec::new();
-        for entry in walk.entries {
-            done += 1;
-            let tokens_before = report.tokens;
-            match look(&entry)? {
-                Look::Skipped(reason, tokens) => {
-                    report.files_skipped += 1;
-                    let file = relative(&entry.path);
-                    for t in &tokens {
-                        let id = ParsedToken::parse(t).ok().map(|p| p.key_id());
-                        let place = || format!("{} (skipped: {reason})", crate::display::path(&entry.path));
-                        match id {
-                            Some(id) => scan.usage.entry(id).or_default().add(place),
-                            None => scan.unknown.add(place),
-                        }
-                    }
-                    if !tokens.is_empty() || reason == SkipReason::Swapped {
-                        report.skipped.push(SkippedFile { file, reason, tokens: tokens.len() });
-                    }
-                }
-                Look::Text(opened, encoding) => {
-                    report.files_scanned += 1;
-                    let mut upgrades = 0;
-                    for found in text::tokens(&opened.bytes, encoding) {
-                        report.tokens += 1;
-                        if let Ok(id) = ParsedToken::parse(&found.text).map(|p| p.key_id()) {
-                            let place = || format!("{}:{}", crate::display::path(&entry.path), found.line);
-                            scan.usage.entry(id).or_default().add(place);
-                        }
-                        match judge(ring, &found.text) {
-                            Verdict::Current => report.current += 1,
-                            Verdict::Upgrade => upgrades += 1,
-                            Verdict::Unreadable(reason) => {
-                                let file = relative(&entry.path);
-                                report.unreadable.push(Unreadable { file, line: found.line, reason });
+        let relative = &relative;
+        // The files are read and judged on a few threads, a chunk at a
+        // time, and what each found is added in walk order, so the report
+        // is the same as one thread's; reading writes nothing, so it is
+        // safe on any thread.
+        for chunk in walk.entries.chunks(WRITERS * 8) {
+            let next = AtomicUsize::new(0);
+            let mut found: Vec<Option<Result<Checked, ProjectError>>> = (0..chunk.len()).map(|_| None).collect();
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..WRITERS.min(chunk.len()))
+                    .map(|_| {
+                        let next = &next;
+                        scope.spawn(move || {
+                            let mut mine = Vec::new();
+                            loop {
+                                let i = next.fetch_add(1, Ordering::SeqCst);
+                                let Some(entry) = chunk.get(i) else { break };
+                                mine.push((i, check_entry(entry, relative, ring, open)));
                             }
-                        }
-                    }
-                    if upgrades > 0 && !writable_dir(&entry.path) {
-                        let file = relative(&entry.path);
-                        report.skipped.push(SkippedFile { file, reason: SkipReason::ReadOnlyFolder, tokens: upgrades });
-                    } else if upgrades > 0 {
-                        report.upgraded += upgrades;
-                        report.files_rewritten += 1;
-                        to_rewrite.push(entry);
-                    }
-                }
-                Look::Zip(opened) => {
-                    let rel = relative(&entry.path);
-                    if check_archive(&entry.path, &rel, &opened.bytes, ring, &mut report, &mut scan) {
-                        to_rewrite.push(entry);
+                            mine
+                        })
+                    })
+                    .collect();
+                for worker in workers {
+                    // A reader that panicked leaves its files to this thread.
+                    for (i, result) in worker.join().unwrap_or_default() {
+                        found[i] = Some(result);
                     }
                 }
+            });
+            for (entry, result) in chunk.iter().zip(found) {
+                done += 1;
+                let checked = match result {
+                    Some(result) => result?,
+                    // A reader that panicked: read it here.
+                    None => check_entry(entry, relative, ring, open)?,
+                };
+                tokens_seen += checked.report.tokens;
+                if checked.merge_into(&mut report, &mut scan) {
+                    to_rewrite.push(entry.clone());
+                }
+                progress(Progress { pass: 1, files_done: done, files_total: total, tokens: tokens_seen });
             }
-            tokens_seen += report.tokens - tokens_before;
-            progress(Progress { pass: 1, files_done: done, files_total: total, tokens: tokens_seen });
         }
         // Links and special files are never opened: their tokens (if any)
         // are in the files they name, which are scanned where they are
@@ -426,6 +442,100 @@ pub fn scan(roots: &[PathBuf], ring: &Keyring, progress: &mut dyn FnMut(Progress
         scan.plans.push(to_rewrite);
     }
     Ok(scan)
+}
+
+/// What pass 1 found in one file: its share of the project's report and of
+/// the key usage, and whether it is to be rewritten.
+struct Checked {
+    report: ProjectReport,
+    scan: Scan,
+    rewrite: bool,
+}
+
+impl Checked {
+    /// Adds this file's findings to the project's `report` and to `scan`;
+    /// whether the file is to be rewritten.
+    fn merge_into(self, report: &mut ProjectReport, scan: &mut Scan) -> bool {
+        let mine = self.report;
+        report.files_scanned += mine.files_scanned;
+        report.files_skipped += mine.files_skipped;
+        report.tokens += mine.tokens;
+        report.current += mine.current;
+        report.upgraded += mine.upgraded;
+        report.files_rewritten += mine.files_rewritten;
+        report.unreadable.extend(mine.unreadable);
+        report.skipped.extend(mine.skipped);
+        for (id, usage) in self.scan.usage {
+            scan.usage.entry(id).or_default().merge(usage);
+        }
+        scan.unknown.merge(self.scan.unknown);
+        self.rewrite
+    }
+}
+
+/// Pass 1 for one file: reads it (never through a link) and judges its
+/// tokens; `relative` names it in its project.
+fn check_entry(
+    entry: &Entry,
+    relative: &dyn Fn(&Path) -> PathBuf,
+    ring: &Keyring,
+    open: bool,
+) -> Result<Checked, ProjectError> {
+    let mut report = ProjectReport::default();
+    let mut scan = Scan::default();
+    let mut rewrite = false;
+    match look(entry)? {
+        Look::Skipped(reason, tokens) => {
+            report.files_skipped += 1;
+            let file = relative(&entry.path);
+            for t in &tokens {
+                let id = ParsedToken::parse(t).ok().map(|p| p.key_id());
+                let place = || format!("{} (skipped: {reason})", crate::display::path(&entry.path));
+                match id {
+                    Some(id) => scan.usage.entry(id).or_default().add(place),
+                    None => scan.unknown.add(place),
+                }
+            }
+            if !tokens.is_empty() || reason == SkipReason::Swapped {
+                report.skipped.push(SkippedFile { file, reason, tokens: tokens.len() });
+            }
+        }
+        Look::Text(opened, encoding) => {
+            report.files_scanned += 1;
+            let mut upgrades = 0;
+            let writable = writable_dir(&entry.path);
+            for found in text::tokens(&opened.bytes, encoding) {
+                report.tokens += 1;
+                if let Ok(id) = ParsedToken::parse(&found.text).map(|p| p.key_id()) {
+                    let place = || format!("{}:{}", crate::display::path(&entry.path), found.line);
+                    scan.usage.entry(id).or_default().add(place);
+                }
+                match judge(ring, &found.text, open || !writable) {
+                    Verdict::Current => report.current += 1,
+                    Verdict::Upgrade => upgrades += 1,
+                    Verdict::Unreadable(reason) => {
+                        let file = relative(&entry.path);
+                        report.unreadable.push(Unreadable { file, line: found.line, reason });
+                    }
+                }
+            }
+            if upgrades > 0 && !writable {
+                let file = relative(&entry.path);
+                report.skipped.push(SkippedFile { file, reason: SkipReason::ReadOnlyFolder, tokens: upgrades });
+            } else if upgrades > 0 {
+                report.upgraded += upgrades;
+                report.files_rewritten += 1;
+                rewrite = true;
+            }
+        }
+        Look::Zip(opened) => {
+            let rel = relative(&entry.path);
+            if check_archive(&entry.path, &rel, &opened.bytes, ring, &mut report, &mut scan) {
+                rewrite = true;
+            }
+        }
+    }
+    Ok(Checked { report, scan, rewrite })
 }
 
 /// Judges the tokens inside the zip `bytes` (the file at `path`, `rel` in
@@ -476,7 +586,7 @@ fn check_archive(
             *stuck.entry((found.entry.clone(), SkipReason::InArchive)).or_default() += 1;
             continue;
         }
-        match judge(ring, &found.token) {
+        match judge(ring, &found.token, true) {
             Verdict::Current => report.current += 1,
             Verdict::Upgrade if !writable => {
                 *stuck.entry((found.entry.clone(), SkipReason::ReadOnlyFolder)).or_default() += 1;
@@ -521,7 +631,9 @@ pub fn upgrade(
     dry_run: bool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<ProjectReport>, ProjectError> {
-    let scan = scan(roots, ring, progress)?;
+    // A dry run opens every token in pass 1, to report what would happen;
+    // an upgrade leaves opening the ones it rewrites to pass 2.
+    let scan = scan_with(roots, ring, dry_run, progress)?;
     if dry_run {
         return Ok(scan.reports);
     }
@@ -531,9 +643,9 @@ pub fn upgrade(
 
 /// What pass 2 did with one file.
 enum Rewritten {
-    /// Tokens re-encrypted (0: nothing to do any more), and whether the file
-    /// had other hard links.
-    Done(usize, bool),
+    /// Tokens re-encrypted (0: nothing to do any more), whether the file
+    /// had other hard links, and the tokens that did not open (line, why).
+    Done(usize, bool, Vec<(usize, TokenError)>),
     /// Left as it is.
     Skipped(SkipReason, usize),
 }
@@ -556,15 +668,17 @@ fn write(scan: Scan, ring: &Keyring, progress: &mut dyn FnMut(Progress)) -> Resu
         report.upgraded = 0;
         report.files_rewritten = 0;
         let next = AtomicUsize::new(0);
+        let pending = files::Pending::default();
         let mut failure = None;
+        let mut resort = false;
         std::thread::scope(|scope| {
             let (sender, receiver) = std::sync::mpsc::channel();
             for _ in 0..WRITERS.min(files.len()) {
                 let sender = sender.clone();
-                let (next, files) = (&next, &files);
+                let (next, files, pending) = (&next, &files, &pending);
                 scope.spawn(move || {
                     while let Some(entry) = files.get(next.fetch_add(1, Ordering::SeqCst)) {
-                        let result = upgrade_file(entry, ring);
+                        let result = upgrade_file(entry, ring, pending);
                         let failed = result.is_err();
                         if sender.send((entry, result)).is_err() || failed {
                             break;
@@ -583,8 +697,12 @@ fn write(scan: Scan, ring: &Keyring, progress: &mut dyn FnMut(Progress)) -> Resu
                     Ok(rewritten) => {
                         done += 1;
                         match rewritten {
-                            Rewritten::Done(upgraded, linked) => {
+                            Rewritten::Done(upgraded, linked, unopened) => {
                                 tokens_seen += upgraded;
+                                for (line, reason) in unopened {
+                                    report.unreadable.push(Unreadable { file: file(), line, reason });
+                                    resort = true;
+                                }
                                 if upgraded > 0 {
                                     report.upgraded += upgraded;
                                     report.files_rewritten += 1;
@@ -607,11 +725,22 @@ fn write(scan: Scan, ring: &Keyring, progress: &mut dyn FnMut(Progress)) -> Resu
                 }
             }
         });
+        // Each directory renamed into is flushed once, now, before this
+        // project's report (or the error that stopped it) is given: see
+        // `files::Pending` for why that keeps the crash guarantee.
+        let flushed = pending.flush().map_err(|e| {
+            let root = report.project.clone();
+            ProjectError::Io { path: root, source: e }
+        });
         if let Some(e) = failure {
             return Err(e);
         }
+        flushed?;
         report.skipped.sort_by(|a, b| a.file.cmp(&b.file));
         report.hard_links_broken.sort();
+        if resort {
+            report.unreadable.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        }
     }
     Ok(reports)
 }
@@ -626,26 +755,29 @@ const WRITERS: usize = 4;
 
 /// Rewrites one file if it still holds tokens to upgrade: read, rewrite,
 /// then replace, if the name still holds the file that was read.
-fn upgrade_file(entry: &Entry, ring: &Keyring) -> Result<Rewritten, ProjectError> {
-    let (opened, (rewritten, upgraded)) = match look(entry)? {
+fn upgrade_file(entry: &Entry, ring: &Keyring, pending: &files::Pending) -> Result<Rewritten, ProjectError> {
+    let (opened, (rewritten, upgraded), unopened) = match look(entry)? {
         Look::Text(opened, encoding) => {
-            let rewritten = rewrite_in(&opened.bytes, encoding, ring);
-            (opened, rewritten)
+            let (bytes, upgraded, unopened) = rewrite_found(&opened.bytes, encoding, ring);
+            (opened, (bytes, upgraded), unopened)
         }
         Look::Zip(opened) if archive::is_workbook(&entry.path) => {
             let path = &entry.path;
             let rewritten = archive::rewrite(path, &opened.bytes, ring)
                 .map_err(|e| ProjectError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
-            (opened, rewritten)
+            (opened, rewritten, Vec::new())
         }
-        Look::Zip(_) => return Ok(Rewritten::Done(0, false)),
+        Look::Zip(_) => return Ok(Rewritten::Done(0, false, Vec::new())),
         Look::Skipped(reason, tokens) => return Ok(Rewritten::Skipped(reason, tokens.len())),
     };
     if upgraded == 0 {
-        return Ok(Rewritten::Done(0, false));
+        return Ok(Rewritten::Done(0, false, unopened));
     }
     match files::replace(&entry.path, &opened, &rewritten).map_err(io(&entry.path))? {
-        Outcome::Done(()) => Ok(Rewritten::Done(upgraded, hard_linked(&opened.meta))),
+        Outcome::Done(()) => {
+            pending.note(&entry.dir_id, &opened).map_err(io(&entry.path))?;
+            Ok(Rewritten::Done(upgraded, hard_linked(&opened.meta), unopened))
+        }
         Outcome::Refused(Refused::Swapped) => Ok(Rewritten::Skipped(SkipReason::Swapped, upgraded)),
         Outcome::Refused(Refused::Changed) => Ok(Rewritten::Skipped(SkipReason::Changed, upgraded)),
     }
@@ -669,23 +801,35 @@ pub fn rewrite(bytes: &[u8], ring: &Keyring) -> (Vec<u8>, usize) {
 
 /// [`rewrite`] for a file in `encoding`: the new tokens are written in it.
 pub fn rewrite_in(bytes: &[u8], encoding: Encoding, ring: &Keyring) -> (Vec<u8>, usize) {
+    let (out, upgraded, _) = rewrite_found(bytes, encoding, ring);
+    (out, upgraded)
+}
+
+/// [`rewrite_in`], with the tokens under a key of the ring that did not open
+/// (line, why): each token is opened once, here.
+fn rewrite_found(bytes: &[u8], encoding: Encoding, ring: &Keyring) -> (Vec<u8>, usize, Vec<(usize, TokenError)>) {
+    let mut unopened = Vec::new();
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8);
     let mut copied_to = 0;
     let mut upgraded = 0;
     for found in text::tokens(bytes, encoding) {
-        let current = ParsedToken::parse(&found.text).map(|p| ring.is_current(&p)).unwrap_or(true);
-        if current {
+        // Malformed tokens and unknown keys were reported by pass 1.
+        let to_open = ParsedToken::parse(&found.text).map(|p| !ring.is_current(&p) && ring.holds(&p)).unwrap_or(false);
+        if !to_open {
             continue;
         }
-        if let Ok(value) = ring.open(&found.text) {
-            out.extend_from_slice(&bytes[copied_to..found.bytes.start]);
-            text::encode(&ring.seal(&value), encoding, &mut out);
-            copied_to = found.bytes.end;
-            upgraded += 1;
+        match ring.open(&found.text) {
+            Ok(value) => {
+                out.extend_from_slice(&bytes[copied_to..found.bytes.start]);
+                text::encode(&ring.seal(&value), encoding, &mut out);
+                copied_to = found.bytes.end;
+                upgraded += 1;
+            }
+            Err(e) => unopened.push((found.line, e)),
         }
     }
     out.extend_from_slice(&bytes[copied_to..]);
-    (out, upgraded)
+    (out, upgraded, unopened)
 }
 
 #[cfg(test)]

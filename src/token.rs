@@ -217,6 +217,12 @@ impl Keyring {
         parsed.open_with(key)
     }
 
+    /// Whether the ring holds the key the token says it is sealed under
+    /// (whether it then opens is another matter: it may be tampered with).
+    pub fn holds(&self, token: &ParsedToken<'_>) -> bool {
+        self.find(token.key_id).is_some()
+    }
+
     /// Whether the token's key is the active one (so it needs no upgrade).
     pub fn is_current(&self, token: &ParsedToken<'_>) -> bool {
         token.key_id == self.active.id

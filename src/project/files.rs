@@ -12,7 +12,7 @@ use std::path::Path;
 /// Which file a name held when it was looked at: device and inode (on
 /// Windows, size and modification time, as std has no stable file id), with
 /// the size and modification time that tell an in-place change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FileId {
     dev: u64,
     ino: u64,
@@ -164,14 +164,89 @@ mod imp {
                 return Ok(Outcome::Refused(Refused::Changed));
             }
             rustix::fs::renameat(&opened.dir, &tmp_name, &opened.dir, name)?;
+            // The directory is flushed once, after all its renames: see
+            // [`Flushes`].
             crate::fault::point("renamed");
-            rustix::fs::fsync(&opened.dir)?;
             Ok(Outcome::Done(()))
         })();
         if !matches!(result, Ok(Outcome::Done(()))) {
             let _ = rustix::fs::unlinkat(&opened.dir, &tmp_name, AtFlags::empty());
         }
         result
+    }
+}
+
+/// The directories renamed into and not flushed yet, each kept open (one
+/// descriptor a directory, not one a file), so each is flushed once after
+/// all its files are replaced instead of once a file.
+///
+/// Why that is crash-safe: every temporary file is flushed (`fsync`) before
+/// it is renamed over its name, so whichever directory entry a power loss
+/// leaves, the old file or the new, its content is whole on disk; and both
+/// decrypt, since the key the old tokens are under stays in the keyring
+/// until a purge. The directory flush is what makes the new names durable,
+/// and [`Pending::flush`] runs before the upgrade returns: before it reports
+/// success, and so before anything relies on the rewrite (a purge of the
+/// retired key, a rotation step checked off). A failed upgrade flushes what
+/// it renamed too, before it reports its error.
+#[cfg(unix)]
+#[derive(Default)]
+pub struct Pending {
+    dirs: std::sync::Mutex<std::collections::HashMap<FileId, std::os::fd::OwnedFd>>,
+}
+
+#[cfg(unix)]
+impl Pending {
+    /// Keeps the directory of `opened` (the walk saw it as `dir_id`) to be
+    /// flushed, once a file was renamed into it.
+    pub fn note(&self, dir_id: &FileId, opened: &Opened) -> io::Result<()> {
+        let mut dirs = self.dirs.lock().map_err(|_| io::Error::other("a writer thread panicked"))?;
+        if !dirs.contains_key(dir_id) {
+            match opened.dir.try_clone() {
+                Ok(dir) => {
+                    dirs.insert(*dir_id, dir);
+                }
+                // Out of descriptors: this one is flushed now instead.
+                Err(_) => {
+                    rustix::fs::fsync(&opened.dir)?;
+                    crate::fault::point("directory flushed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes every directory noted, each once; the first error after
+    /// trying them all.
+    pub fn flush(self) -> io::Result<()> {
+        let dirs = self.dirs.into_inner().map_err(|_| io::Error::other("a writer thread panicked"))?;
+        let mut first_error = None;
+        for dir in dirs.into_values() {
+            match rustix::fs::fsync(&dir) {
+                Ok(()) => crate::fault::point("directory flushed"),
+                Err(e) => {
+                    first_error.get_or_insert(io::Error::from(e));
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Windows: a replacement is flushed whole by [`replace`] (NTFS journals the
+/// rename), so nothing is pending.
+#[cfg(not(unix))]
+#[derive(Default)]
+pub struct Pending;
+
+#[cfg(not(unix))]
+impl Pending {
+    pub fn note(&self, _dir_id: &FileId, _opened: &Opened) -> io::Result<()> {
+        Ok(())
+    }
+
+    pub fn flush(self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -257,7 +332,9 @@ pub fn open(path: &Path, id: &FileId, dir_id: &FileId, limit: u64) -> io::Result
 
 /// Replaces the file `opened` came from with `bytes`, crash-safely, keeping
 /// its permissions (and owner, as root on Unix), unless the name no longer
-/// holds that file as it was read.
+/// holds that file as it was read. On Unix the new content is flushed before
+/// the rename and the directory is not: the caller notes it in a [`Pending`]
+/// and flushes it before it reports success.
 pub fn replace(path: &Path, opened: &Opened, bytes: &[u8]) -> io::Result<Outcome<()>> {
     imp::replace(path, opened, bytes)
 }
