@@ -696,14 +696,11 @@ fn running(pid: &str) -> bool {
         .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
 }
 
-#[test]
-fn closing_the_terminal_of_keyturn_demo_stops_its_services_and_removes_its_home() {
-    if !tmux_available() {
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let t = Tmux::start_with(&[("TMPDIR", &path_str(tmp.path()))], &["demo"], 80, 24, HINTS);
-    let demo = fs::read_dir(tmp.path())
+/// `keyturn demo` in tmux with `TMPDIR` at `tmp`: the terminal, the demo's
+/// directory and its stand-in services' pids.
+fn demo_with_stand_ins(tmp: &Path) -> (Tmux, PathBuf, Vec<String>) {
+    let t = Tmux::start_with(&[("TMPDIR", &path_str(tmp))], &["demo"], 80, 24, HINTS);
+    let demo = fs::read_dir(tmp)
         .expect("TMPDIR")
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -715,6 +712,16 @@ fn closing_the_terminal_of_keyturn_demo_stops_its_services_and_removes_its_home(
         .filter_map(|e| fs::read_to_string(e.path()).ok())
         .map(|pid| pid.trim().to_string())
         .collect();
+    (t, demo, pids)
+}
+
+#[test]
+fn closing_the_terminal_of_keyturn_demo_stops_its_services_and_removes_its_home() {
+    if !tmux_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let (t, demo, pids) = demo_with_stand_ins(tmp.path());
     let _stop = Stop(pids.clone());
     assert!(!pids.is_empty() && pids.iter().all(|p| running(p)), "the stand-ins run: {pids:?}");
     // The terminal goes away (an SSH session drops): SIGHUP.
@@ -1071,19 +1078,7 @@ fn a_demo_killed_with_sigkill_leaves_no_stand_in_running() {
         return;
     }
     let tmp = tempfile::tempdir().expect("temp dir");
-    let t = Tmux::start_with(&[("TMPDIR", &path_str(tmp.path()))], &["demo"], 80, 24, HINTS);
-    let demo = fs::read_dir(tmp.path())
-        .expect("TMPDIR")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("keyturn-demo-")))
-        .expect("the demo's directory");
-    let pids: Vec<String> = fs::read_dir(demo.join("run"))
-        .expect("the stand-ins' pid files")
-        .filter_map(Result::ok)
-        .filter_map(|e| fs::read_to_string(e.path()).ok())
-        .map(|pid| pid.trim().to_string())
-        .collect();
+    let (t, _demo, pids) = demo_with_stand_ins(tmp.path());
     let _stop = Stop(pids.clone());
     assert!(!pids.is_empty() && pids.iter().all(|p| running(p)), "the stand-ins run: {pids:?}");
     let keyturn = children(&t.display("#{pane_pid}"));
