@@ -237,7 +237,11 @@ impl Pending {
 /// rename), so nothing is pending.
 #[cfg(not(unix))]
 #[derive(Default)]
-pub struct Pending;
+pub struct Pending {
+    // Not a unit struct, so callers build it with `default()` on every
+    // platform.
+    _nothing: (),
+}
 
 #[cfg(not(unix))]
 impl Pending {
