@@ -10,20 +10,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use common::{keyturn_bin, path_str, run, text, toml_argv, toml_str};
-
-#[track_caller]
-fn exits(home: &Path, args: &[&str], stdin: &[u8], code: i32) -> Output {
-    let out = run(home, args, stdin);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "keyturn {args:?}: stdout {} stderr {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
-}
+use common::{exits, keyturn_bin, path_str, run, text, toml_argv, toml_str};
 
 fn fingerprint(home: &Path, kind: &str) -> String {
     text(&exits(home, &["fingerprint", kind], b"", 0).stdout).trim().to_string()

@@ -35,7 +35,9 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use common::{assert_step, copy_dir, keyturn, keyturn_bin, path_str, run, step, text, tokens_in, toml_argv, toml_str};
+use common::{
+    assert_step, copy_dir, exits, keyturn, keyturn_bin, path_str, step, text, tokens_in, toml_argv, toml_str,
+};
 
 // ---------------------------------------------------------------------------
 // Running keyturn
@@ -50,19 +52,6 @@ const MAX_POINTS: u32 = 64;
 const WAIT_OK: &str = "20";
 /// How long a restart step waits where it is expected to end waiting.
 const WAIT_SHORT: &str = "2";
-
-/// Runs keyturn and insists on exit `code`; returns the output.
-fn exits(home: &Path, args: &[&str], stdin: &[u8], code: i32) -> Output {
-    let out = run(home, args, stdin);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "keyturn {args:?}: expected exit {code}\nstdout: {}\nstderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
-}
 
 fn ok(home: &Path, args: &[&str]) -> Output {
     exits(home, args, b"", 0)

@@ -566,16 +566,11 @@ mod tests {
         crate::keys::test_key(KeyKind::Encryption, seed)
     }
 
-    #[test]
-    fn finds_each_kind_in_a_test_without_its_value() {
-        let ring = Keyring::new(&key(1), &[]);
-        let token = ring.seal(b"conn-pass");
-        let test = format!(
-            "{{\r\n  \"__type\": \"ArtOfTest.WebAii.Design.ProjectModel.Test\",\r\n  \"__value\": {{\r\n    \"Title\": \"Login\",\r\n    \"DataInfo\": {{ \"__type\": \"DataInfo\", \"__value\": {{ \"ConnectionString\": \"Server=db;Password={token};\", \"DataProvider\": \"\" }} }},\r\n    \"Steps\": [\r\n      {{ \"__value\": {{ \"Description\": \"Enter text '*****' in 'Password'\", \"CustomDescription\": \"\", \"Step\": {{ \"__value\": {{\r\n        \"RawText\": \"\", \"IsPassword\": true, \"Encrypt\": true, \"_canEncrypt\": true, \"_cipher\": \"q2Vx3LmN0pRsTuVwXyZaBc==\" }} }} }} }},\r\n      {{ \"__value\": {{ \"Description\": \"Enter text 'Hunter2!x' in 'Pin'\", \"Step\": {{ \"__value\": {{\r\n        \"RawText\": \"Hunter2!x\", \"IsPassword\": true, \"Encrypt\": false, \"_canEncrypt\": true, \"_cipher\": \"\" }} }} }} }}\r\n    ]\r\n  }}\r\n}}\r\n"
-        );
-        let base = Item {
+    /// The item a file's findings start from, in project `/p`.
+    fn base_item(file: &str) -> Item {
+        Item {
             project: PathBuf::from("/p"),
-            file: PathBuf::from("Tests/Login.tstest"),
+            file: PathBuf::from(file),
             line: 0,
             kind: Kind::KeyturnToken,
             test: None,
@@ -584,7 +579,17 @@ mod tests {
             key: None,
             readable: None,
             note: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn finds_each_kind_in_a_test_without_its_value() {
+        let ring = Keyring::new(&key(1), &[]);
+        let token = ring.seal(b"conn-pass");
+        let test = format!(
+            "{{\r\n  \"__type\": \"ArtOfTest.WebAii.Design.ProjectModel.Test\",\r\n  \"__value\": {{\r\n    \"Title\": \"Login\",\r\n    \"DataInfo\": {{ \"__type\": \"DataInfo\", \"__value\": {{ \"ConnectionString\": \"Server=db;Password={token};\", \"DataProvider\": \"\" }} }},\r\n    \"Steps\": [\r\n      {{ \"__value\": {{ \"Description\": \"Enter text '*****' in 'Password'\", \"CustomDescription\": \"\", \"Step\": {{ \"__value\": {{\r\n        \"RawText\": \"\", \"IsPassword\": true, \"Encrypt\": true, \"_canEncrypt\": true, \"_cipher\": \"q2Vx3LmN0pRsTuVwXyZaBc==\" }} }} }} }},\r\n      {{ \"__value\": {{ \"Description\": \"Enter text 'Hunter2!x' in 'Pin'\", \"Step\": {{ \"__value\": {{\r\n        \"RawText\": \"Hunter2!x\", \"IsPassword\": true, \"Encrypt\": false, \"_canEncrypt\": true, \"_cipher\": \"\" }} }} }} }}\r\n    ]\r\n  }}\r\n}}\r\n"
+        );
+        let base = base_item("Tests/Login.tstest");
         let (items, parsed) = scan_text(&base, test.as_bytes(), Encoding::Utf8, &ring);
         assert!(parsed);
         let got: Vec<(usize, Kind, Option<&str>)> = items.iter().map(|i| (i.line, i.kind, i.step.as_deref())).collect();
@@ -607,18 +612,7 @@ mod tests {
     fn settings_passwords_and_line_index() {
         let ring = Keyring::new(&key(1), &[]);
         let settings = "\u{FEFF}{\n \"__type\": \"Settings\",\n \"__value\": {\n  \"QcPassword\": \"qc-secret\",\n  \"TfsPassword\": \"\",\n  \"TpPassword\": \"tp-secret\"\n }\n}\n";
-        let base = Item {
-            project: PathBuf::from("/p"),
-            file: PathBuf::from(SETTINGS_FILE),
-            line: 0,
-            kind: Kind::KeyturnToken,
-            test: None,
-            step: None,
-            field: None,
-            key: None,
-            readable: None,
-            note: String::new(),
-        };
+        let base = base_item(SETTINGS_FILE);
         let (items, parsed) = scan_text(&base, settings.as_bytes(), Encoding::Utf8, &ring);
         assert!(parsed);
         let got: Vec<(usize, Kind, Option<&str>)> =

@@ -43,6 +43,21 @@ pub fn run(home: &Path, args: &[&str], stdin: &[u8]) -> Output {
     keyturn(home).args(args).write_stdin(stdin.to_vec()).output().expect("keyturn runs")
 }
 
+/// Runs keyturn and insists on exit `code`; returns the output.
+#[track_caller]
+pub fn exits(home: &Path, args: &[&str], stdin: &[u8], code: i32) -> Output {
+    let out = run(home, args, stdin);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "keyturn --home {} {args:?}: expected exit {code}\nstdout: {}\nstderr: {}",
+        home.display(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
